@@ -1,0 +1,90 @@
+"""SavedModel export: loads without tfpg, same greedy actions, metadata round-trips, atomic."""
+import json
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from tfpg.errors import ConfigError
+from tfpg.export import export_policy, read_metadata
+from tfpg.policies import CategoricalPolicy
+
+OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+
+LOADER = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+obs = np.load(sys.argv[2])
+out = {
+    "greedy": m.signatures["serving_default"](observations=tf.constant(obs))["action"].numpy().tolist(),
+    "greedy_attr": m.greedy(obs)["action"].numpy().tolist(),
+    "sample": m.signatures["sample"](observations=tf.constant(obs))["action"].numpy().tolist(),
+    "logits": m.signatures["distribution"](observations=tf.constant(obs))["logits"].numpy().tolist(),
+    "metadata": json.loads(m.metadata_json.numpy().decode()),
+    "tfpg_imported": any(k == "tfpg" or k.startswith("tfpg.") for k in sys.modules),
+    "tfp_imported": "tensorflow_probability" in sys.modules,
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    policy = CategoricalPolicy(OBS_SPACE, gym.spaces.Discrete(2), hidden=(32,), seed=0)
+    # Push the weights away from the near-uniform init so greedy actions vary with the state.
+    for v in policy.variables:
+        v.assign(np.random.default_rng(1).normal(size=v.shape).astype(np.float32))
+    metadata = {"algorithm": "reinforce", "env_id": "CartPole-v1", "env_steps": 123, "reward_100": 42.5,
+                "observation_space": {"type": "Box", "shape": [4]}, "action_space": {"type": "Discrete", "n": 2}}
+    path = export_policy(policy, metadata, str(tmp / "model"))
+    return policy, metadata, path, tmp
+
+
+def test_tensorflow_only_process_gets_same_greedy_actions(exported):
+    policy, metadata, path, tmp = exported
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    np.save(tmp / "obs.npy", obs)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", LOADER, path, str(tmp / "obs.npy")], cwd=tmp, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not out["tfpg_imported"]
+    expected = policy.mode(obs).numpy().tolist()
+    assert out["greedy"] == expected and out["greedy_attr"] == expected
+    assert len(set(expected)) == 2  # the check is not vacuous
+    np.testing.assert_allclose(out["logits"], policy.logits(obs).numpy(), rtol=1e-5, atol=1e-5)
+    assert set(out["sample"]) <= {0, 1}
+    for key, value in metadata.items():
+        assert out["metadata"][key] == value
+    assert out["metadata"]["format_version"] == 1
+
+
+def test_metadata_file_round_trips(exported):
+    _, metadata, path, _ = exported
+    read = read_metadata(path)
+    assert {k: read[k] for k in metadata} == metadata
+
+
+def test_export_refuses_to_overwrite_and_replaces_atomically(exported):
+    policy, metadata, path, tmp = exported
+    with pytest.raises(ConfigError, match="already exists"):
+        export_policy(policy, metadata, path)
+    export_policy(policy, {**metadata, "env_steps": 999}, path, overwrite=True)
+    assert read_metadata(path)["env_steps"] == 999
+    # No temporary folders are left beside the export.
+    assert sorted(os.listdir(tmp)) == ["model", "obs.npy"] or sorted(os.listdir(tmp)) == ["model"]
+
+
+def test_read_metadata_rejects_non_tfpg_dirs(tmp_path):
+    with pytest.raises(ConfigError, match="no model directory"):
+        read_metadata(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="not a tfpg SavedModel"):
+        read_metadata(str(tmp_path / "empty"))

@@ -1,0 +1,60 @@
+"""The algorithms, and the checks a config must pass before one of them starts."""
+from __future__ import annotations
+
+import os
+import time
+
+import gymnasium as gym
+
+from tfpg import envs as envs_lib
+from tfpg.config import RunConfig
+from tfpg.errors import ConfigError
+
+# Which action spaces each algorithm's policy can drive.
+ACTION_SPACES = {"reinforce": (gym.spaces.Discrete,)}
+
+
+def check_run(config: RunConfig) -> tuple[str, str | None]:
+    """Everything that can be checked before training: env id, spaces, output folders.
+
+    Returns (run_dir, export_path). Creates nothing.
+    """
+    spaces = envs_lib.env_spaces(config.env_id)
+    allowed = ACTION_SPACES[config.algo]
+    if not isinstance(spaces.action_space, allowed):
+        raise ConfigError(f"--algo {config.algo} needs a {' or '.join(a.__name__ for a in allowed)} action space, "
+                          f"but {config.env_id} has {spaces.action_space}; pick an env with discrete actions")
+    return prepare_paths(config)
+
+
+def default_run_name(config: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{config.algo}-{config.env_id.replace('/', '_')}-s{config.seed}-{stamp}"
+
+
+def prepare_paths(config: RunConfig) -> tuple[str, str | None]:
+    """(run_dir, export_path), checked for collisions and writability before anything is built."""
+    name = config.run_name or default_run_name(config)
+    run_dir = os.path.abspath(os.path.join(config.logdir, name))
+    export_path = os.path.abspath(os.path.join(config.export_dir, name)) if config.export else None
+    if os.path.exists(run_dir):
+        raise ConfigError(f"run directory {run_dir} already exists; choose another --run-name")
+    if export_path and os.path.exists(export_path) and not config.overwrite:
+        raise ConfigError(f"export directory {export_path} already exists; pass --overwrite or choose another --run-name")
+    for d in filter(None, [config.logdir, config.export_dir if config.export else None]):
+        probe = os.path.abspath(d)
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+            raise ConfigError(f"cannot write under {os.path.abspath(d)} ({probe} is not a writable folder); "
+                              "choose another --logdir/--export-dir")
+    return run_dir, export_path
+
+
+def run_algorithm(config: RunConfig, run_dir: str, export_path: str | None):
+    """Train; TensorFlow is imported only from here on, so bad input fails fast and quietly."""
+    if config.algo == "reinforce":
+        from tfpg.algos import reinforce
+
+        return reinforce.train(config, run_dir, export_path)
+    raise ConfigError(f"unknown algorithm {config.algo!r}")

@@ -1,0 +1,121 @@
+"""Command line: flags -> validated config -> algorithm.train -> where the results went."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tfpg.config import (CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS, PRESETS,
+                         RETURN_KINDS, VECTOR_MODES, build_config)
+from tfpg import algos
+from tfpg.errors import ConfigError
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected layer widths like 128 or 64,64, got {text!r}") from None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _defaults() -> dict:
+    """Values of the default configuration, shown in --help."""
+    preset = PRESETS[DEFAULT_PRESETS[(DEFAULT_ALGO, DEFAULT_ENV)]]
+    cfg = CONFIG_CLASSES[DEFAULT_ALGO](**preset.overrides)
+    return cfg.to_dict()
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, exit 2, like every other usage error of tfpg.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    d = _defaults()
+    p = _ArgumentParser(
+        prog="train.py",
+        description="Train a tfpg agent. Values come from the dataclass defaults, then the preset "
+                    "(--preset, or the default preset for --algo/--env), then these flags. "
+                    f"Defaults shown are those of `train.py` with no flags (preset "
+                    f"{DEFAULT_PRESETS[(DEFAULT_ALGO, DEFAULT_ENV)]}).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--list-presets", action="store_true", help="print every preset and exit")
+    p.add_argument("--algo", choices=sorted(CONFIG_CLASSES), default=None, help=f"algorithm (default: {DEFAULT_ALGO})")
+    p.add_argument("--env", dest="env_id", default=None, help=f"gymnasium env id (default: {DEFAULT_ENV})")
+    p.add_argument("--preset", default=None, help="named preset; see --list-presets (default: the env's tuned preset)")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, help=f"random seed for TF, numpy and the envs (default: {d['seed']})")
+    g.add_argument("--total-steps", type=int, help=f"env-step budget (default: {d['total_steps']})")
+    g.add_argument("--stop-reward", type=float,
+                   help=f"stop once reward_100 (mean of the last 100 episodes) reaches this (default: {d['stop_reward']})")
+    g.add_argument("--num-envs", type=int, help=f"environments stepped together (default: {d['num_envs']})")
+    g.add_argument("--vector-mode", choices=VECTOR_MODES,
+                   help="auto: gymnasium's batched env where one exists, else in-process sync (default: auto)")
+    g.add_argument("--logdir", help=f"TensorBoard runs go to LOGDIR/<run-name> (default: {d['logdir']})")
+    g.add_argument("--export-dir", help=f"SavedModels go to EXPORT_DIR/<run-name> (default: {d['export_dir']})")
+    g.add_argument("--no-export", dest="export", action="store_const", const=False,
+                   help="do not export a SavedModel at the end")
+    g.add_argument("--overwrite", action="store_const", const=True, help="allow replacing an existing export")
+    g.add_argument("--run-name", help="folder name of the run (default: <algo>-<env>-s<seed>-<time>)")
+    g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                   help="no progress bar")
+    g = p.add_argument_group("policy gradient")
+    g.add_argument("--hidden", type=_hidden, help=f"hidden layer widths, comma separated (default: {','.join(map(str, d['hidden']))})")
+    g.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d['lr']})")
+    g.add_argument("--adam-eps", type=float, help=f"Adam epsilon (default: {d['adam_eps']})")
+    g.add_argument("--gamma", type=float, help=f"discount factor (default: {d['gamma']})")
+    g.add_argument("--episodes-per-update", type=int,
+                   help=f"complete episodes in each update batch (default: {d['episodes_per_update']})")
+    g.add_argument("--returns", choices=RETURN_KINDS,
+                   help=f"reward_to_go: G_t from step t on; total: G_0 for every step (default: {d['returns']})")
+    g.add_argument("--normalize", type=_bool, metavar="{true,false}",
+                   help=f"standardise returns per batch (default: {d['normalize']})")
+    g.add_argument("--entropy-beta", type=float, help=f"entropy bonus scale (default: {d['entropy_beta']})")
+    g.add_argument("--grad-clip", type=float, help=f"global L2 gradient-norm clip, 0 = off (default: {d['grad_clip']})")
+    p.set_defaults(**{k: None for k in ("export", "overwrite", "progress")})
+    return p
+
+
+NON_CONFIG = {"list_presets", "algo", "env_id", "preset"}
+
+
+def list_presets() -> str:
+    width = max(map(len, PRESETS))
+    lines = []
+    for name, preset in PRESETS.items():
+        env = preset.overrides.get("env_id", "?")
+        lines.append(f"{name:<{width}}  --algo {preset.algo:<9} {env:<26} {preset.description}\n"
+                     f"{'':<{width}}  source: {preset.source}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.list_presets:
+        print(list_presets())
+        return 0
+    overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG}
+    try:
+        config = build_config(args.algo, args.env_id, args.preset, overrides)
+        run_dir, export_path = algos.check_run(config)
+    except ConfigError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    result = algos.run_algorithm(config, run_dir, export_path)
+    status = "solved" if result.solved else "stopped"
+    print(f"{status} after {result.env_steps:,} env steps, {result.episodes:,} episodes, "
+          f"{result.train_seconds:.1f} s of training ({result.steps_per_s:,.0f} steps/s); reward_100 = {result.reward_100:.1f}")
+    print(f"TensorBoard events: {result.run_dir}")
+    if result.export_path:
+        print(f"SavedModel:         {result.export_path}")
+        print(f"evaluate it:        python -m tfpg.evaluate {result.export_path}")
+    print(f"inspect the run:    tensorboard --logdir {result.run_dir.rsplit('/', 1)[0]}")
+    return 0

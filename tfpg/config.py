@@ -1,0 +1,188 @@
+"""Configuration: one dataclass per algorithm, named presets per environment, validation.
+
+Precedence when a run is configured: dataclass defaults < preset < explicit command-line flags.
+Validation happens here, before any environment or model is built, so a bad value costs nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfpg.errors import ConfigError
+
+
+@dataclass
+class RunConfig:
+    """Settings every algorithm shares."""
+
+    algo: str = ""
+    env_id: str = "CartPole-v1"
+    seed: int = 0
+    total_steps: int = 500_000          # env-step budget (real transitions, all envs together)
+    stop_reward: float | None = None    # stop once reward_100 >= this; None: never stop early
+    num_envs: int = 8
+    vector_mode: str = "auto"           # auto | sync | async | vector_entry_point
+    hidden: tuple[int, ...] = (128,)
+    lr: float = 1e-3
+    logdir: str = "runs"
+    export_dir: str = "saved_models"
+    export: bool = True
+    overwrite: bool = False
+    run_name: str | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+@dataclass
+class ReinforceConfig(RunConfig):
+    """REINFORCE: Monte-Carlo policy gradient on batches of complete episodes.
+
+    loss = -mean_t( G_t * log pi(a_t|s_t) ) - entropy_beta * mean_t H(pi(.|s_t))
+    """
+
+    algo: str = "reinforce"
+    gamma: float = 0.99
+    lr: float = 0.01
+    adam_eps: float = 1e-7
+    episodes_per_update: int = 4
+    returns: str = "reward_to_go"       # reward_to_go | total
+    normalize: bool = False             # standardise returns to mean 0, std 1 per batch
+    entropy_beta: float = 0.0
+    grad_clip: float = 0.0              # global L2-norm clip; 0 disables
+
+
+CONFIG_CLASSES: dict[str, type[RunConfig]] = {"reinforce": ReinforceConfig}
+RETURN_KINDS = ("reward_to_go", "total")
+VECTOR_MODES = ("auto", "sync", "async", "vector_entry_point")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    algo: str
+    description: str
+    source: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "cartpole-reinforce",
+            "reinforce",
+            "REINFORCE on CartPole-v1 tuned for wall-clock speed to reward_100 >= 475",
+            "tfpg (tuned; see benchmarks/README table)",
+            dict(env_id="CartPole-v1", num_envs=32, hidden=(128,), lr=0.01, gamma=0.99,
+                 episodes_per_update=16, returns="reward_to_go", normalize=True,
+                 stop_reward=475.0, total_steps=1_000_000),
+        ),
+        Preset(
+            "seed000-cartpole-reinforce",
+            "reinforce",
+            "the book's 02_cartpole_reinforce: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
+            "Deep RL Hands-On 2/E ch. 11, 02_cartpole_reinforce.py (REFERENCE.md 000)",
+            dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.01, gamma=0.99,
+                 episodes_per_update=4, returns="reward_to_go", normalize=False,
+                 stop_reward=475.0, total_steps=1_000_000),
+        ),
+    ]
+}
+
+# The preset used when only --algo / --env are given.
+DEFAULT_PRESETS: dict[tuple[str, str], str] = {
+    ("reinforce", "CartPole-v1"): "cartpole-reinforce",
+}
+DEFAULT_ALGO = "reinforce"
+DEFAULT_ENV = "CartPole-v1"
+
+
+def build_config(algo: str | None, env_id: str | None, preset: str | None,
+                 overrides: dict[str, Any]) -> RunConfig:
+    """Resolve algo/env/preset/flags into one validated config object."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(_unknown("preset", preset, PRESETS) + " (list them with --list-presets)")
+        p = PRESETS[preset]
+        if algo is not None and algo != p.algo:
+            raise ConfigError(f"preset {preset!r} is for --algo {p.algo}, not {algo}; drop one of the two flags")
+        algo = p.algo
+    algo = algo or DEFAULT_ALGO
+    if algo not in CONFIG_CLASSES:
+        raise ConfigError(_unknown("algorithm", algo, CONFIG_CLASSES))
+    if preset is None:
+        preset = DEFAULT_PRESETS.get((algo, env_id or DEFAULT_ENV))
+    values: dict[str, Any] = {}
+    if preset is not None:
+        values.update(PRESETS[preset].overrides)
+    if env_id is not None:
+        values["env_id"] = env_id
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cls = CONFIG_CLASSES[algo]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"--{unknown[0].replace('_', '-')} does not apply to --algo {algo}")
+    config = cls(**values)
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Check every value's type and range; raise ConfigError naming the first bad one."""
+
+    def positive_int(name):
+        v = getattr(config, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+
+    def finite(name, lo=None, hi=None, lo_open=False, allow_none=False):
+        v = getattr(config, name)
+        if v is None and allow_none:
+            return
+        flag = "--" + name.replace("_", "-")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{flag} must be a finite number, got {v!r}")
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise ConfigError(f"{flag} must be {'>' if lo_open else '>='} {lo}, got {v!r}")
+        if hi is not None and v > hi:
+            raise ConfigError(f"{flag} must be <= {hi}, got {v!r}")
+
+    for name in ("total_steps", "num_envs"):
+        positive_int(name)
+    if not isinstance(config.seed, int) or isinstance(config.seed, bool) or not 0 <= config.seed < 2**31:
+        raise ConfigError(f"--seed must be an integer in [0, 2**31), got {config.seed!r}")
+    finite("lr", 0.0, 1.0, lo_open=True)
+    finite("stop_reward", allow_none=True)
+    if config.vector_mode not in VECTOR_MODES:
+        raise ConfigError(_unknown("--vector-mode", config.vector_mode, VECTOR_MODES))
+    if not config.hidden or any(not isinstance(h, int) or isinstance(h, bool) or h <= 0
+                                for h in config.hidden):
+        raise ConfigError(f"--hidden must be one or more positive layer widths like 128 or 64,64, got {config.hidden!r}")
+    if not isinstance(config.env_id, str) or not config.env_id:
+        raise ConfigError("--env must be a gymnasium environment id such as CartPole-v1")
+    if config.run_name is not None and (not config.run_name or "/" in config.run_name
+                                        or config.run_name in (".", "..")):
+        raise ConfigError(f"--run-name must be a plain folder name, got {config.run_name!r}")
+    if isinstance(config, ReinforceConfig):
+        finite("gamma", 0.0, 1.0)
+        finite("adam_eps", 0.0, lo_open=True)
+        finite("entropy_beta", 0.0)
+        finite("grad_clip", 0.0)
+        positive_int("episodes_per_update")
+        if config.returns not in RETURN_KINDS:
+            raise ConfigError(_unknown("--returns", config.returns, RETURN_KINDS))
+
+
+def _unknown(what: str, value: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(value), list(choices), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; choose from {', '.join(choices)}"
+    return f"unknown {what} {value!r}{hint}"

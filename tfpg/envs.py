@@ -1,0 +1,114 @@
+"""Environment construction: gymnasium vector envs with episode statistics.
+
+All vector envs here use gymnasium's default NEXT_STEP autoreset: the step that ends an episode
+returns its last observation with terminated/truncated set, and the *following* step of that
+sub-env is a reset (its action is ignored, reward 0). Collectors must drop that step; see
+`tfpg.rollout`.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+from tfpg.errors import ConfigError
+
+_ale_registered = False
+
+
+def _register_ale() -> None:
+    global _ale_registered
+    if not _ale_registered:
+        import ale_py
+
+        gym.register_envs(ale_py)
+        _ale_registered = True
+
+
+def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+    """Return the registered spec of `env_id`, or raise ConfigError suggesting close ids."""
+    if env_id.startswith("ALE/") or "NoFrameskip" in env_id:
+        _register_ale()
+    if env_id not in gym.registry:
+        _register_ale()
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "see gymnasium's registry (gymnasium.pprint_registry())"
+        raise ConfigError(f"unknown environment id {env_id!r}; {hint}")
+    return gym.spec(env_id)
+
+
+@dataclass(frozen=True)
+class EnvSpaces:
+    observation_space: gym.Space
+    action_space: gym.Space
+
+
+def env_spaces(env_id: str) -> EnvSpaces:
+    """The single-env observation and action spaces of `env_id` (builds and closes one env)."""
+    check_env_id(env_id)
+    env = gym.make(env_id)
+    try:
+        return EnvSpaces(env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
+def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto") -> gym.vector.VectorEnv:
+    """A seeded vector env of `num_envs` copies of `env_id` that records episode statistics.
+
+    vector_mode "auto" uses the env's own batched implementation where gymnasium has one
+    (CartPole: numpy-vectorised physics, no per-env Python loop), else SyncVectorEnv: on two
+    cores, subprocess vector envs are slower than in-process stepping for cheap envs.
+    """
+    spec = check_env_id(env_id)
+    if vector_mode == "auto":
+        vector_mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    if vector_mode == "vector_entry_point" and spec.vector_entry_point is None:
+        raise ConfigError(f"{env_id} has no batched implementation; use --vector-mode sync or async")
+    kwargs = {}
+    if vector_mode != "vector_entry_point":
+        kwargs["vector_kwargs"] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vector_mode, **kwargs)
+    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+    if mode != gym.vector.AutoresetMode.NEXT_STEP:
+        envs.close()
+        raise RuntimeError(f"{env_id}: expected NEXT_STEP autoreset, got {mode}")
+    envs = RecordEpisodeStatistics(envs, buffer_length=100)
+    envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def space_to_dict(space: gym.Space) -> dict:
+    """A JSON-able description of a Box or Discrete space (for export metadata)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+                "low": _bounds(space.low), "high": _bounds(space.high)}
+    raise ConfigError(f"unsupported space {space}; tfpg handles Box and Discrete spaces")
+
+
+def _bounds(a: np.ndarray):
+    # Image spaces have 28k identical bounds: store the scalar when all are equal.
+    flat = np.asarray(a, dtype=np.float64).ravel()
+    values = [v if np.isfinite(v) else (1e308 if v > 0 else -1e308) for v in flat.tolist()]
+    return values[0] if len(set(values)) == 1 else values
+
+
+def describe_space(described: dict) -> str:
+    """Short text for a space dict: Discrete(2), Box(4,) float32."""
+    if described.get("type") == "Discrete":
+        return f"Discrete({described['n']})"
+    return f"Box({','.join(map(str, described.get('shape', [])))},) {described.get('dtype')}"
+
+
+def spaces_match(described: dict, space: gym.Space) -> bool:
+    try:
+        return described == space_to_dict(space)
+    except ConfigError:
+        return False

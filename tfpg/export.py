@@ -1,0 +1,98 @@
+"""SavedModel export: a tf.Module with plain-tensor signatures and the run's metadata.
+
+The exported directory loads with `tf.saved_model.load` in a process that has only TensorFlow:
+
+  serving_default(observations) -> {"action"}   greedy / deterministic action
+  sample(observations)          -> {"action"}   an action drawn from the policy
+  distribution(observations)    -> {"logits"}   the distribution's parameters
+  metadata_json                 a tf.string Variable: algorithm, env id, spaces, steps, reward_100
+
+A SavedModel is a program: load only exports from sources you trust.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfpg.errors import ConfigError
+
+METADATA_FILE = "tfpg_metadata.json"
+FORMAT_VERSION = 1
+
+
+class ExportedPolicy(tf.Module):
+    def __init__(self, policy, metadata: dict):
+        super().__init__(name="tfpg_policy")
+        self.model = policy.model
+        self.rng = tf.random.Generator.from_non_deterministic_state()
+        self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False, dtype=tf.string)
+        spec = tf.TensorSpec([None, *policy.observation_space.shape],
+                             tf.as_dtype(policy.observation_space.dtype), name="observations")
+
+        def greedy(observations):
+            return {"action": policy.mode(observations)}
+
+        def sample(observations):
+            return {"action": policy.sample(observations, tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32))}
+
+        def distribution(observations):
+            return {"logits": policy.logits(observations)}
+
+        self.greedy = tf.function(greedy, input_signature=[spec])
+        self.sample = tf.function(sample, input_signature=[spec])
+        self.distribution = tf.function(distribution, input_signature=[spec])
+
+
+def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) -> str:
+    """Save `policy` as a SavedModel at `path`, atomically.
+
+    The model is written into a temporary directory beside `path` and renamed into place, so
+    an interrupted export leaves the previous export (or nothing), never a partial directory.
+    """
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise ConfigError(f"export directory {path} already exists; pass --overwrite or choose another --export-dir/--run-name")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    metadata = {"format_version": FORMAT_VERSION, **metadata}
+    module = ExportedPolicy(policy, metadata)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    try:
+        tf.saved_model.save(module, tmp, signatures={
+            "serving_default": module.greedy, "sample": module.sample, "distribution": module.distribution})
+        with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+            os.rename(path, os.path.join(old, "x"))
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_metadata(path: str) -> dict:
+    """The metadata of a tfpg export, or ConfigError if `path` is not one."""
+    if not os.path.isdir(path):
+        raise ConfigError(f"no model directory at {path}; pass the folder that train.py exported (e.g. saved_models/<run>)")
+    meta_file = os.path.join(path, METADATA_FILE)
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")) or not os.path.isfile(meta_file):
+        raise ConfigError(f"{path} is not a tfpg SavedModel (no saved_model.pb or {METADATA_FILE}); "
+                          "pass a folder exported by train.py")
+    try:
+        with open(meta_file) as f:
+            metadata = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{meta_file} is unreadable ({e}); re-export the model") from None
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(f"{path} has export format {metadata.get('format_version')!r}, this tfpg reads "
+                          f"{FORMAT_VERSION}; re-export it with this version")
+    return metadata

@@ -1,0 +1,67 @@
+"""Policies: Keras models whose outputs parameterise tensorflow_probability distributions.
+
+Every policy offers the same small interface, used by the algorithms and by the exporter:
+  distribution(obs)  -> tfd.Distribution over actions
+  mode(obs)          -> the deterministic (greedy) action
+  sample(obs, seed)  -> a sampled action, seed a stateless [2] int seed
+  act(obs)           -> tf.function with a fixed input signature: one batched call per vector step
+  variables          -> the trainable variables
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfpg import networks
+from tfpg.errors import ConfigError
+
+tfd = tfp.distributions
+
+
+class CategoricalPolicy:
+    """pi(a|s) = softmax(f_theta(s))_a for a Discrete action space."""
+
+    kind = "categorical"
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
+                 hidden=(128,), seed: int = 0):
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError(f"the categorical policy needs a Discrete action space, but the env's is {action_space}; "
+                              "use an env with discrete actions")
+        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+            raise ConfigError(f"the MLP policy needs a flat Box observation space, got {observation_space}")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        obs_dim = int(observation_space.shape[0])
+        self.model = networks.mlp(obs_dim, hidden, int(action_space.n), name="policy", output_scale=0.01)
+        self.rng = tf.random.Generator.from_seed(seed)
+        self.obs_spec = tf.TensorSpec([None, obs_dim], tf.float32, name="observations")
+        self.act = tf.function(self._act, input_signature=[self.obs_spec])
+
+    @property
+    def variables(self):
+        return self.model.trainable_variables
+
+    def logits(self, obs):
+        return self.model(tf.cast(obs, tf.float32))
+
+    def distribution(self, obs) -> tfd.Categorical:
+        return tfd.Categorical(logits=self.logits(obs))
+
+    def mode(self, obs):
+        return tf.argmax(self.logits(obs), axis=-1, output_type=tf.int32)
+
+    def sample(self, obs, seed):
+        return self.distribution(obs).sample(seed=seed)
+
+    def _act(self, obs):
+        return self.sample(obs, tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32))
+
+    def act_numpy(self, obs: np.ndarray) -> np.ndarray:
+        return self.act(obs).numpy()
+
+
+def make_policy(observation_space, action_space, hidden, seed) -> CategoricalPolicy:
+    return CategoricalPolicy(observation_space, action_space, hidden, seed)

@@ -1,0 +1,106 @@
+"""Collecting complete episodes from a vector env with one batched policy call per vector step."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class EpisodeBatch:
+    """E complete episodes, concatenated along the first axis (sum(lengths) steps)."""
+
+    observations: np.ndarray        # (N, *obs_shape)
+    actions: np.ndarray             # (N, *act_shape)
+    rewards: np.ndarray             # (N,) float32
+    lengths: np.ndarray             # (E,) int
+    terminated: np.ndarray          # (E,) bool; False means truncated (time limit)
+    final_observations: np.ndarray  # (E, *obs_shape): the observation after each episode's last step
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.lengths.sum())
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.lengths)
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted sum of rewards per episode."""
+        return np.add.reduceat(self.rewards, np.r_[0, np.cumsum(self.lengths)[:-1]]).astype(np.float64)
+
+
+class EpisodeCollector:
+    """Steps `envs` with `act` and hands back complete episodes.
+
+    Each sub-env writes into its own preallocated row; an episode is cut out when it ends. With
+    NEXT_STEP autoreset the step after an episode's end is a reset, so that step is not stored
+    and not counted. Episodes still running when `collect` returns carry on into the next call
+    (they continue under the updated policy, a small, usual staleness).
+
+    `on_episode(returns, lengths)` receives gymnasium's RecordEpisodeStatistics figures.
+    """
+
+    def __init__(self, envs: gym.vector.VectorEnv, act: Callable[[np.ndarray], np.ndarray],
+                 on_episode: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                 capacity: int = 256):
+        self.envs = envs
+        self.act = act
+        self.on_episode = on_episode
+        n = envs.num_envs
+        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        self._obs_buf = np.zeros((n, capacity, *obs_space.shape), dtype=obs_space.dtype)
+        self._act_buf = np.zeros((n, capacity, *act_space.shape), dtype=act_space.dtype)
+        self._rew_buf = np.zeros((n, capacity), dtype=np.float32)
+        self._len = np.zeros(n, dtype=np.int64)
+        self._rows = np.arange(n)
+        self._resetting = np.zeros(n, dtype=bool)   # this sub-env's next step is an autoreset
+        self._obs, _ = envs.reset()
+        self.env_steps = 0
+
+    def _grow(self) -> None:
+        self._obs_buf = np.concatenate([self._obs_buf, np.zeros_like(self._obs_buf)], axis=1)
+        self._act_buf = np.concatenate([self._act_buf, np.zeros_like(self._act_buf)], axis=1)
+        self._rew_buf = np.concatenate([self._rew_buf, np.zeros_like(self._rew_buf)], axis=1)
+
+    def collect(self, min_episodes: int = 1, min_steps: int = 0) -> EpisodeBatch:
+        """Step until at least `min_episodes` episodes with `min_steps` steps in all have ended."""
+        done: list[tuple] = []
+        steps_done = 0
+        while len(done) < min_episodes or steps_done < min_steps:
+            obs = self._obs
+            actions = self.act(obs)
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+            live = ~self._resetting
+            if live.all():
+                rows, cols = self._rows, self._len
+            else:
+                rows = self._rows[live]
+                cols = self._len[live]
+            self._obs_buf[rows, cols] = obs[rows]
+            self._act_buf[rows, cols] = actions[rows]
+            self._rew_buf[rows, cols] = rewards[rows]
+            self._len[rows] += 1
+            self.env_steps += len(rows)
+            ended = (terminated | truncated) & live
+            for i in np.flatnonzero(ended):
+                length = int(self._len[i])
+                done.append((self._obs_buf[i, :length].copy(), self._act_buf[i, :length].copy(),
+                             self._rew_buf[i, :length].copy(), bool(terminated[i]), next_obs[i].copy()))
+                steps_done += length
+                self._len[i] = 0
+            self._resetting = ended
+            self._obs = next_obs
+            if self.on_episode is not None and "episode" in info:
+                mask = info["_episode"]
+                self.on_episode(info["episode"]["r"][mask], info["episode"]["l"][mask])
+            if self._len.max() >= self._obs_buf.shape[1]:
+                self._grow()
+        obs, acts, rews, terms, finals = zip(*done)
+        return EpisodeBatch(
+            observations=np.concatenate(obs), actions=np.concatenate(acts), rewards=np.concatenate(rews),
+            lengths=np.array([len(r) for r in rews], dtype=np.int64),
+            terminated=np.array(terms, dtype=bool), final_observations=np.stack(finals),
+        )

@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""Train a tfpg agent: `python train.py --help` lists every flag with its default."""
+import sys
+
+from tfpg.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
