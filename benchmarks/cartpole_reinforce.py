@@ -1,0 +1,51 @@
+"""Time REINFORCE to reward_100 >= 475 on CartPole-v1: wall seconds and env steps, per seed.
+
+    python benchmarks/cartpole_reinforce.py [--seeds 0 1 2] [--preset cartpole-reinforce] [--readme]
+
+Runs the seeds one after another (never two trainings at once on a 2-core machine), prints a
+table with median and range, saves benchmarks/results/cartpole_reinforce.json, and with --readme
+rewrites the README's results table.
+"""
+import argparse
+import statistics
+
+from common import machine, med_range, run_training, save, write_readme_section
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--preset", nargs="+", default=["cartpole-reinforce", "seed000-cartpole-reinforce"])
+    p.add_argument("--extra", default="", help="extra train.py flags, quoted")
+    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = p.parse_args()
+    rows = []
+    for preset in args.preset:
+        runs = []
+        for seed in args.seeds:
+            r = run_training(["--preset", preset, *args.extra.split()], seed)
+            print(f"{preset} seed {seed}: solved={r['solved']} {r['env_steps']:,} steps, train {r['train_seconds']:.2f} s, "
+                  f"process {r['process_wall_s']:.1f} s, {r['steps_per_s']:,.0f} steps/s", flush=True)
+            runs.append(r)
+        rows.append({"preset": preset, "runs": runs})
+    lines = ["| preset | solved | train s to 475 | process wall s | env steps to 475 | env steps/s |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        runs = row["runs"]
+        lines.append(
+            f"| `{row['preset']}` | {sum(r['solved'] for r in runs)}/{len(runs)} "
+            f"| {med_range(r['train_seconds'] for r in runs)} | {med_range(r['process_wall_s'] for r in runs)} "
+            f"| {med_range((r['env_steps'] for r in runs), '{:,.0f}')} "
+            f"| {med_range((r['steps_per_s'] for r in runs), '{:,.0f}')} |")
+    m = machine()
+    table = "\n".join(lines) + (f"\n\nMedian [min–max] over seeds {', '.join(map(str, args.seeds))}; "
+                                f"{m['cpus']} cores, Python {m['python']}, {m['date']}; "
+                                "`python benchmarks/cartpole_reinforce.py --readme`.")
+    print(table)
+    save("cartpole_reinforce.json", {"machine": m, "rows": rows})
+    if args.readme:
+        write_readme_section("cartpole-reinforce", table)
+
+
+if __name__ == "__main__":
+    main()
