@@ -88,3 +88,11 @@ def test_read_metadata_rejects_non_tfpg_dirs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not a tfpg SavedModel"):
         read_metadata(str(tmp_path / "empty"))
+
+
+def test_shipped_cartpole_policy_balances():
+    from tfpg.evaluate import evaluate
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    returns = evaluate(os.path.join(root, "saved_models", "cartpole-reinforce"), episodes=10, seed=100)
+    assert returns.mean() >= 475, returns
