@@ -62,3 +62,62 @@ def test_lengths_must_cover_rewards():
 def test_standardize():
     x = standardize(np.array([1.0, 2.0, 3.0, 10.0]))
     assert abs(x.mean()) < 1e-6 and abs(x.std() - 1) < 1e-5
+
+
+def brute_n_step(rewards, terminated, truncated, valid, gamma, n, values):
+    """Per-env walk: G = sum_{k<j} gamma^k r_{t+k} + [not terminated] gamma^j V(row t+j)."""
+    T, N = rewards.shape
+    out = {}
+    for i in range(N):
+        for t in range(T - n + 1):
+            if not valid[t, i]:
+                continue
+            g, j = 0.0, 0
+            ended_terminal = False
+            while j < n:
+                g += gamma ** j * rewards[t + j, i]
+                j += 1
+                if terminated[t + j - 1, i] or truncated[t + j - 1, i]:
+                    ended_terminal = bool(terminated[t + j - 1, i])
+                    break
+            if not ended_terminal:
+                g += gamma ** j * values[t + j, i]
+            out[(t, i)] = g
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+def test_n_step_targets_match_brute_force(n):
+    from tfpg.returns import n_step_targets
+
+    rng = np.random.default_rng(n)
+    T, N, gamma = 40, 3, 0.9
+    rewards = rng.normal(size=(T, N))
+    terminated = np.zeros((T, N), bool)
+    truncated = np.zeros((T, N), bool)
+    terminated[[2, 20], 0] = True       # an episode shorter than n, and a later one
+    truncated[[7, 30], 1] = True        # time-limit ends: bootstrap from the final observation
+    terminated[15, 2] = True
+    valid = np.ones((T, N), bool)
+    for t, i in zip(*np.nonzero(terminated | truncated)):
+        if t + 1 < T:
+            valid[t + 1, i] = False      # NEXT_STEP autoreset row: not a transition
+            rewards[t + 1, i] = 0.0
+    values = rng.normal(size=(T + 1, N))  # V of each row's observation (row T = current obs)
+    targets = n_step_targets(rewards, terminated, truncated, gamma, n)
+    got = targets.partial_returns + targets.bootstrap_discounts * targets.bootstrap_mask * \
+        values[targets.bootstrap_rows, np.arange(N)]
+    expected = brute_n_step(rewards, terminated, truncated, valid, gamma, n, values)
+    for (t, i), g in expected.items():
+        assert got[t, i] == pytest.approx(g, rel=1e-5, abs=1e-5), (t, i)
+
+
+def test_n_step_without_bootstrap_is_the_books_discounted_sum():
+    from tfpg.returns import n_step_targets
+
+    rewards = np.ones((12, 1))
+    terminated = np.zeros((12, 1), bool)
+    terminated[5, 0] = True
+    targets = n_step_targets(rewards, terminated, np.zeros_like(terminated), 0.5, 4)
+    np.testing.assert_allclose(targets.partial_returns[:, 0][:6], [1.875, 1.875, 1.875, 1.75, 1.5, 1.0])
+    assert not targets.bootstrap_mask[2:6, 0].any() and targets.bootstrap_mask[:2, 0].all()

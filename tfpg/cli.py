@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from tfpg.config import (CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS, PRESETS,
-                         RETURN_KINDS, VECTOR_MODES, build_config)
+                         RETURN_KINDS, UPDATE_RULES, BASELINE_KINDS, VECTOR_MODES, build_config)
 from tfpg import algos
 from tfpg.errors import ConfigError
 
@@ -75,11 +75,34 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--episodes-per-update", type=int,
                    help=f"complete episodes in each update batch (default: {d['episodes_per_update']})")
     g.add_argument("--returns", choices=RETURN_KINDS,
-                   help=f"reward_to_go: G_t from step t on; total: G_0 for every step (default: {d['returns']})")
+                   help="reward_to_go: G_t from step t on; total: G_0 for every step (CS285); nstep: "
+                        f"sum of the next --n-steps discounted rewards, no complete episodes needed (default: {d['returns']})")
+    g.add_argument("--n-steps", type=int, help=f"window of --returns nstep (default: {d['n_steps']})")
+    g.add_argument("--update", choices=UPDATE_RULES,
+                   help="batch: one step on the mean over all steps (1/sum T_i); episode: one step per episode (1/T); "
+                        f"step: one step per transition (default: {d['update']})")
+    g.add_argument("--steps-per-update", type=int,
+                   help="collect at least this many steps of complete episodes per update; with --returns nstep, "
+                        f"the transitions per batch (default: {d['steps_per_update']})")
+    g.add_argument("--baseline", choices=BASELINE_KINDS,
+                   help="b(s) subtracted from returns: none, mean (of all returns seen), moving (mean of the last "
+                        "--baseline-window), linear (scikit-learn LinearRegression on states), critic (Keras value "
+                        f"network) (default: {d['baseline']})")
+    g.add_argument("--baseline-window", type=int, help=f"transitions in the moving baseline (default: {d['baseline_window']})")
+    g.add_argument("--critic-hidden", type=_hidden, help=f"critic layer widths (default: {','.join(map(str, d['critic_hidden']))})")
+    g.add_argument("--critic-lr", type=float, help=f"critic Adam learning rate (default: {d['critic_lr']})")
+    g.add_argument("--critic-epochs", type=int, help=f"critic gradient steps per batch (default: {d['critic_epochs']})")
     g.add_argument("--normalize", type=_bool, metavar="{true,false}",
-                   help=f"standardise returns per batch (default: {d['normalize']})")
+                   help=f"standardise advantages per batch (default: {d['normalize']})")
     g.add_argument("--entropy-beta", type=float, help=f"entropy bonus scale (default: {d['entropy_beta']})")
     g.add_argument("--grad-clip", type=float, help=f"global L2 gradient-norm clip, 0 = off (default: {d['grad_clip']})")
+    g.add_argument("--reuse-epochs", type=int,
+                   help="gradient steps per batch; > 1 weights each term by pi/pi_old (importance sampling) "
+                        f"(default: {d['reuse_epochs']})")
+    g.add_argument("--is-clip", type=float, help=f"truncate importance ratios at this value, 0 = off (default: {d['is_clip']})")
+    g.add_argument("--grad-var-every", type=int,
+                   help=f"log grad_var, the variance of per-episode gradient estimates, every N updates; 0 = off "
+                        f"(default: {d['grad_var_every']})")
     p.set_defaults(**{k: None for k in ("export", "overwrite", "progress")})
     return p
 

@@ -41,24 +41,44 @@ class RunConfig:
 
 @dataclass
 class ReinforceConfig(RunConfig):
-    """REINFORCE: Monte-Carlo policy gradient on batches of complete episodes.
+    """The policy-gradient family: REINFORCE and the book's vanilla N-step PG.
 
-    loss = -mean_t( G_t * log pi(a_t|s_t) ) - entropy_beta * mean_t H(pi(.|s_t))
+    loss = -mean_t( w_t * A_t * log pi(a_t|s_t) ) - entropy_beta * mean_t H(pi(.|s_t)),
+    A_t = G_t - b(s_t) (optionally standardised), w_t = 1 on-policy or the importance ratio
+    pi(a_t|s_t)/pi_old(a_t|s_t) when a batch is reused.
     """
 
     algo: str = "reinforce"
     gamma: float = 0.99
     lr: float = 0.01
     adam_eps: float = 1e-7
-    episodes_per_update: int = 4
-    returns: str = "reward_to_go"       # reward_to_go | total
-    normalize: bool = False             # standardise returns to mean 0, std 1 per batch
+    returns: str = "reward_to_go"       # reward_to_go | total | nstep
+    n_steps: int = 10                   # for returns=nstep (the book's REWARD_STEPS)
+    update: str = "batch"               # batch (1/sum T_i) | episode (1/T per episode) | step (per transition)
+    episodes_per_update: int = 4        # complete episodes per update (episode returns)
+    steps_per_update: int = 0           # at least this many steps per update; for nstep: the batch size
+    baseline: str = "none"              # none | mean | moving | linear | critic
+    baseline_window: int = 1_000_000    # transitions in the moving-average baseline
+    critic_hidden: tuple[int, ...] = (64, 64)
+    critic_lr: float = 1e-3
+    critic_epochs: int = 1              # critic gradient steps per batch
+    normalize: bool = False             # standardise advantages to mean 0, std 1 per batch
     entropy_beta: float = 0.0
     grad_clip: float = 0.0              # global L2-norm clip; 0 disables
+    reuse_epochs: int = 1               # gradient steps per batch; > 1 uses importance weights
+    is_clip: float = 0.0                # truncate importance ratios at this value; 0 disables
+    grad_var_every: int = 0             # measure gradient variance every this many updates; 0: never
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["critic_hidden"] = list(self.critic_hidden)
+        return d
 
 
 CONFIG_CLASSES: dict[str, type[RunConfig]] = {"reinforce": ReinforceConfig}
-RETURN_KINDS = ("reward_to_go", "total")
+RETURN_KINDS = ("reward_to_go", "total", "nstep")
+UPDATE_RULES = ("batch", "episode", "step")
+BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 VECTOR_MODES = ("auto", "sync", "async", "vector_entry_point")
 
 
@@ -86,10 +106,28 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "seed000-cartpole-reinforce",
             "reinforce",
-            "the book's 02_cartpole_reinforce: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
+            "the book's REINFORCE: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
             "Deep RL Hands-On 2/E ch. 11, 02_cartpole_reinforce.py (REFERENCE.md 000)",
             dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.01, gamma=0.99,
-                 episodes_per_update=4, returns="reward_to_go", normalize=False,
+                 episodes_per_update=4, returns="reward_to_go", normalize=False, baseline="none",
+                 stop_reward=475.0, total_steps=1_000_000),
+        ),
+        Preset(
+            "seed000-cartpole-pg",
+            "reinforce",
+            "the book's vanilla PG: 10-step returns, batches of 8 transitions, mean baseline, entropy 0.01, Adam 0.001",
+            "Deep RL Hands-On 2/E ch. 11, 04_cartpole_pg.py (REFERENCE.md 000)",
+            dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.001, gamma=0.99,
+                 returns="nstep", n_steps=10, steps_per_update=8, baseline="mean", entropy_beta=0.01,
+                 normalize=False, stop_reward=475.0, total_steps=1_000_000),
+        ),
+        Preset(
+            "seed002-batch-reinforce",
+            "reinforce",
+            "batch-episodic REINFORCE: update every 2 episodes over sum T_i, gamma 1, normalised returns, 128 hidden",
+            "Fastcampus batch REINFORCE post (REFERENCE.md 002); the post gives no learning rate, 2e-4 used",
+            dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=2e-4, gamma=1.0, update="batch",
+                 episodes_per_update=2, returns="reward_to_go", normalize=True, baseline="none",
                  stop_reward=475.0, total_steps=1_000_000),
         ),
     ]
@@ -175,9 +213,25 @@ def validate(config: RunConfig) -> None:
         finite("adam_eps", 0.0, lo_open=True)
         finite("entropy_beta", 0.0)
         finite("grad_clip", 0.0)
-        positive_int("episodes_per_update")
-        if config.returns not in RETURN_KINDS:
-            raise ConfigError(_unknown("--returns", config.returns, RETURN_KINDS))
+        finite("critic_lr", 0.0, 1.0, lo_open=True)
+        finite("is_clip", 0.0)
+        for name in ("episodes_per_update", "n_steps", "baseline_window", "critic_epochs", "reuse_epochs"):
+            positive_int(name)
+        for name in ("steps_per_update", "grad_var_every"):
+            v = getattr(config, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a non-negative integer, got {v!r}")
+        for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS)):
+            if getattr(config, name) not in choices:
+                raise ConfigError(_unknown("--" + name, getattr(config, name), choices))
+        if not config.critic_hidden or any(not isinstance(h, int) or h <= 0 for h in config.critic_hidden):
+            raise ConfigError(f"--critic-hidden must be positive layer widths like 64,64, got {config.critic_hidden!r}")
+        if config.returns == "nstep":
+            if config.update == "episode":
+                raise ConfigError("--update episode needs complete episodes; use --returns reward_to_go or total, "
+                                  "or --update batch")
+            if config.steps_per_update <= 0:
+                raise ConfigError("--returns nstep needs --steps-per-update (transitions per batch), e.g. 8")
 
 
 def _unknown(what: str, value: str, choices) -> str:

@@ -38,6 +38,7 @@ class CategoricalPolicy:
         self.model = networks.mlp(obs_dim, hidden, int(action_space.n), name="policy", output_scale=0.01)
         self.rng = tf.random.Generator.from_seed(seed)
         self.obs_spec = tf.TensorSpec([None, obs_dim], tf.float32, name="observations")
+        self.action_spec = tf.TensorSpec([None], tf.int32, name="actions")
         self.act = tf.function(self._act, input_signature=[self.obs_spec])
         # Calling the traced graph directly skips tf.function's per-call argument binding,
         # about half the cost of a small policy call on CPU.

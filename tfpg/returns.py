@@ -1,9 +1,12 @@
-"""Return estimators on batches of concatenated episodes.
+"""Return estimators.
 
-A batch holds E episodes back to back; `lengths[e]` is the length T_e of episode e. Every
-function returns one value per step, aligned with the concatenated rewards.
+Episode estimators take E complete episodes back to back (`lengths[e]` = T_e) and return one
+value per step. The n-step estimator works on time-major (T, N) segments of a vector env and
+needs no complete episodes.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,3 +54,53 @@ def standardize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     """(x - mean(x)) / (std(x) + eps), over the whole batch."""
     x = np.asarray(x, dtype=np.float32)
     return (x - x.mean()) / (x.std() + eps)
+
+
+@dataclass
+class NStepTargets:
+    """Per-transition n-step quantities for rows 0..M-1 of a time-major segment.
+
+    partial_returns  sum_{k<j} gamma^k r_{t+k}, j = n or the steps until the episode ended
+    bootstrap_rows   index of the row whose observation is s_{t+j} (the terminal obs at an end)
+    bootstrap_discounts  gamma^j
+    bootstrap_mask   True unless the episode terminated within the window (time-limit
+                     truncation and an unfinished window both bootstrap)
+    """
+
+    partial_returns: np.ndarray
+    bootstrap_rows: np.ndarray
+    bootstrap_discounts: np.ndarray
+    bootstrap_mask: np.ndarray
+
+
+def n_step_targets(rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                   gamma: float, n: int) -> NStepTargets:
+    """n-step returns for every row t in 0..T-n of (T, N) time-major arrays.
+
+    G_t^(n) = sum_{k=0}^{j-1} gamma^k r_{t+k} + gamma^j V(s_{t+j}) [if not terminated]
+
+    where j = n, or j = steps to the end of the episode if it ends inside the window. With
+    NEXT_STEP autoreset, the row after an episode's last step holds that episode's final
+    observation (and is itself not a transition), so s_{t+j} is always row t+j.
+    Rows T-n+1..T-1 need rewards not yet seen: the caller keeps them for the next segment.
+    """
+    T = rewards.shape[0]
+    M = T - n + 1
+    if M <= 0:
+        raise ValueError(f"a segment of {T} rows has no complete {n}-step window")
+    rewards = rewards.astype(np.float64)
+    done = terminated | truncated
+    partial = np.zeros((M, *rewards.shape[1:]))
+    rows = np.broadcast_to(np.arange(M).reshape(M, *([1] * (rewards.ndim - 1))), partial.shape) + n
+    rows = rows.copy()
+    discounts = np.full(partial.shape, gamma ** n)
+    mask = np.ones(partial.shape, dtype=bool)
+    alive = np.ones(partial.shape, dtype=bool)
+    for k in range(n):
+        partial += np.where(alive, gamma ** k * rewards[k:k + M], 0.0)
+        ends = alive & done[k:k + M]
+        rows[ends] = (np.nonzero(ends)[0] + k + 1)
+        discounts[ends] = gamma ** (k + 1)
+        mask[ends] = ~terminated[k:k + M][ends]
+        alive &= ~done[k:k + M]
+    return NStepTargets(partial.astype(np.float32), rows, discounts.astype(np.float32), mask)

@@ -104,3 +104,72 @@ class EpisodeCollector:
             lengths=np.array([len(r) for r in rews], dtype=np.int64),
             terminated=np.array(terms, dtype=bool), final_observations=np.stack(finals),
         )
+
+
+@dataclass
+class TransitionBatch:
+    """Transitions with their n-step targets (see `tfpg.returns.n_step_targets`).
+
+    returns = partial_returns + bootstrap_discounts * bootstrap_mask * V(bootstrap_observations)
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    partial_returns: np.ndarray
+    bootstrap_observations: np.ndarray
+    bootstrap_discounts: np.ndarray
+    bootstrap_mask: np.ndarray
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.actions)
+
+
+class NStepCollector:
+    """Steps `envs` with `act` and hands back transitions whose n-step window is complete.
+
+    Keeps a time-major segment; a row's targets are computed once the n-1 following rows exist
+    (or sooner in effect, since an episode end closes the window early). The last n-1 rows wait
+    for the next call, so every transition is handed out exactly once and no episode has to
+    finish first. Autoreset rows are not transitions and are dropped.
+    """
+
+    def __init__(self, envs: gym.vector.VectorEnv, act: Callable[[np.ndarray], np.ndarray], n: int, gamma: float,
+                 on_episode: Callable[[np.ndarray, np.ndarray], None] | None = None):
+        self.envs, self.act, self.n, self.gamma, self.on_episode = envs, act, n, gamma, on_episode
+        self._obs, _ = envs.reset()
+        self._rows: list[tuple] = []     # (obs, actions, rewards, terminated, truncated, valid)
+        self._resetting = np.zeros(envs.num_envs, dtype=bool)
+        self.env_steps = 0
+
+    def collect(self, min_transitions: int) -> TransitionBatch:
+        ready = sum(int(row[5].sum()) for row in self._rows[: max(0, len(self._rows) - self.n + 1)])
+        while ready < min_transitions:
+            obs = self._obs
+            actions = self.act(obs)
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+            valid = ~self._resetting
+            self._rows.append((obs, actions, rewards.astype(np.float32), terminated & valid, truncated & valid, valid))
+            self.env_steps += int(valid.sum())
+            self._resetting = (terminated | truncated) & valid
+            self._obs = next_obs
+            if self.on_episode is not None and "episode" in info:
+                mask = info["_episode"]
+                self.on_episode(info["episode"]["r"][mask], info["episode"]["l"][mask])
+            if len(self._rows) >= self.n:
+                ready += int(self._rows[len(self._rows) - self.n][5].sum())
+        from tfpg.returns import n_step_targets
+
+        obs, actions, rewards, terminated, truncated, valid = (np.stack(x) for x in zip(*self._rows))
+        targets = n_step_targets(rewards, terminated, truncated, self.gamma, self.n)
+        m = len(targets.partial_returns)
+        all_obs = np.concatenate([obs, self._obs[None]])   # row T = the current observation
+        keep = valid[:m]
+        env_index = np.broadcast_to(np.arange(valid.shape[1]), keep.shape)
+        batch = TransitionBatch(
+            observations=obs[:m][keep], actions=actions[:m][keep],
+            partial_returns=targets.partial_returns[keep],
+            bootstrap_observations=all_obs[targets.bootstrap_rows[keep], env_index[keep]],
+            bootstrap_discounts=targets.bootstrap_discounts[keep], bootstrap_mask=targets.bootstrap_mask[keep])
+        self._rows = self._rows[m:]
+        return batch

@@ -1,16 +1,25 @@
-"""REINFORCE (Williams 1992): Monte-Carlo policy gradient on batches of complete episodes.
+"""The policy-gradient family: REINFORCE (Williams 1992) and the book's vanilla N-step PG.
 
-    grad J(theta) ~= 1/sum_i T_i  sum_i sum_t  grad log pi_theta(a_t|s_t) * G_t
+    grad J(theta) ~= 1/sum_i T_i  sum_i sum_t  grad log pi_theta(a_t|s_t) * A_t
 
-implemented as the surrogate loss
+implemented as the surrogate loss, over the steps of one update batch,
 
-    loss_policy  = -mean_t( G_t * log pi(a_t|s_t) )
+    loss_policy  = -mean_t( w_t * A_t * log pi(a_t|s_t) )
     loss_entropy = -beta * mean_t H(pi(.|s_t))
     loss_total   = loss_policy + loss_entropy
 
-over all steps of the batch (the batch-episodic update normalised by the total step count).
-G_t is the reward-to-go sum_{k>=t} gamma^(k-t) r_k (or the whole-episode return G_0), optionally
-standardised over the batch.
+with
+    G_t  reward-to-go sum_{k>=t} gamma^(k-t) r_k, the whole-episode return G_0 (CS285's first
+         estimator), or the n-step return sum_{k<n} gamma^k r_{t+k} (+ gamma^n V(s_{t+n}));
+    A_t  = G_t - b(s_t), b a baseline (none, mean, moving, linear, critic), optionally standardised;
+    w_t  = 1 on-policy; when a batch is reused for K gradient steps, the importance ratio
+         pi_theta(a_t|s_t) / pi_old(a_t|s_t) (first-order off-policy PG, optionally truncated),
+         held constant in the gradient so that grad = w_t * A_t * grad log pi.
+
+Update rules (the batch-REINFORCE post): `batch` takes one step on the mean over all steps of
+the batch (normalised by sum_i T_i); `episode` one step per episode (1/T); `step` one step per
+transition. A learned baseline (linear or critic) also bootstraps what was cut short: a
+time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
 """
 from __future__ import annotations
 
@@ -21,9 +30,10 @@ import tensorflow_probability as tfp
 
 from tfpg import envs as envs_lib
 from tfpg import returns as returns_lib
+from tfpg.baselines import explained_variance, make_baseline
 from tfpg.config import ReinforceConfig
 from tfpg.policies import make_policy
-from tfpg.rollout import EpisodeCollector
+from tfpg.rollout import EpisodeCollector, NStepCollector
 from tfpg.run import Run, RunResult
 
 tfd = tfp.distributions
@@ -40,41 +50,84 @@ def gradient_stats(grads) -> dict:
             "grad_max": tf.reduce_max([tf.reduce_max(tf.abs(g)) for g in grads])}
 
 
-def policy_gradient_loss(policy, observations, actions, weights, entropy_beta: float):
+def importance_weights(log_probs, old_log_probs, is_clip: float = 0.0):
+    """w = pi/pi_old = exp(log pi - log pi_old), truncated at is_clip if > 0, without gradient."""
+    ratio = tf.exp(log_probs - old_log_probs)
+    if is_clip > 0:
+        ratio = tf.minimum(ratio, is_clip)
+    return tf.stop_gradient(ratio)
+
+
+def policy_gradient_loss(policy, observations, actions, advantages, entropy_beta: float,
+                         old_log_probs=None, is_clip: float = 0.0):
     """The surrogate whose gradient is the policy-gradient estimate.
 
-    loss_policy  = -mean_t( w_t * log pi(a_t|s_t) )       (w_t: returns or advantages)
+    loss_policy  = -mean_t( w_t * A_t * log pi(a_t|s_t) ),  w_t = 1 if old_log_probs is None
     loss_entropy = -beta * mean_t H(pi(.|s_t))
-    Returns (the distribution, {loss_policy, loss_entropy, loss_total, entropy}).
+    Returns (the distribution, {loss_policy, loss_entropy, loss_total, entropy, ratio_mean}).
     """
     dist = policy.distribution(observations)
     log_probs = dist.log_prob(actions)
-    loss_policy = -tf.reduce_mean(weights * log_probs)
+    weights = tf.ones_like(log_probs) if old_log_probs is None else importance_weights(log_probs, old_log_probs, is_clip)
+    loss_policy = -tf.reduce_mean(weights * advantages * log_probs)
     entropy = tf.reduce_mean(dist.entropy())
     loss_entropy = -entropy_beta * entropy
     return dist, {"loss_policy": loss_policy, "loss_entropy": loss_entropy,
-                  "loss_total": loss_policy + loss_entropy, "entropy": entropy}
+                  "loss_total": loss_policy + loss_entropy, "entropy": entropy,
+                  "ratio_mean": tf.reduce_mean(weights)}
 
 
-def make_update(policy, optimizer, entropy_beta: float, grad_clip: float):
+def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_clip: float = 0.0):
     """One compiled step: surrogate loss, gradients, optional clipping, Adam, diagnostics."""
     variables = policy.variables
+    vec = tf.TensorSpec([None], tf.float32)
 
-    @tf.function(input_signature=[policy.obs_spec, tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)])
-    def update(observations, actions, weights):
+    @tf.function(input_signature=[policy.obs_spec, policy.action_spec, vec, vec])
+    def update(observations, actions, advantages, old_log_probs):
         with tf.GradientTape() as tape:
-            dist, losses = policy_gradient_loss(policy, observations, actions, weights, entropy_beta)
+            dist, losses = policy_gradient_loss(policy, observations, actions, advantages, entropy_beta,
+                                                old_log_probs, is_clip)
         grads = tape.gradient(losses["loss_total"], variables)
         stats = gradient_stats(grads)
         if grad_clip > 0:
             grads, _ = tf.clip_by_global_norm(grads, grad_clip)
         optimizer.apply_gradients(zip(grads, variables))
-        # KL(old || new) on the same batch, just after the step: how far one update moved the policy.
-        old_dist = tfd.Categorical(logits=tf.stop_gradient(dist.logits_parameter()))
-        kl = tf.reduce_mean(tfd.kl_divergence(old_dist, policy.distribution(observations)))
-        return {**losses, "kl": kl, **stats}
+        # KL(before || after) on the same batch, just after the step: how far one update moved the policy.
+        before = tfd.Categorical(logits=tf.stop_gradient(dist.logits_parameter()))
+        after = policy.distribution(observations)
+        kl = tf.reduce_mean(tfd.kl_divergence(before, after))
+        # Sample estimate of KL(pi_old || pi_theta) (actions were drawn from pi_old): the drift
+        # accumulated while a batch is reused.
+        kl_old = tf.reduce_mean(old_log_probs - after.log_prob(actions))
+        return {**losses, "kl": kl, "kl_old": kl_old, **stats}
 
     return update
+
+
+def make_flat_policy_gradient(policy):
+    """g = grad_theta of -mean_t(A_t log pi(a_t|s_t)), flattened: one gradient estimate."""
+    vec = tf.TensorSpec([None], tf.float32)
+
+    @tf.function(input_signature=[policy.obs_spec, policy.action_spec, vec])
+    def flat_gradient(observations, actions, advantages):
+        with tf.GradientTape() as tape:
+            _, losses = policy_gradient_loss(policy, observations, actions, advantages, 0.0)
+        grads = tape.gradient(losses["loss_policy"], policy.variables)
+        return tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
+
+    return flat_gradient
+
+
+def gradient_variance(flat_gradient, observations, actions, advantages, groups) -> float:
+    """Spread of independent gradient estimates: mean_e ||g_e - mean(g)||^2 over groups e
+    (the episodes of the batch, or equal chunks of n-step transitions)."""
+    grads = np.stack([flat_gradient(observations[s], actions[s], advantages[s]).numpy() for s in groups])
+    return float(np.mean(np.sum((grads - grads.mean(0)) ** 2, axis=1)))
+
+
+def _segments(lengths) -> list[slice]:
+    ends = np.cumsum(lengths)
+    return [slice(int(e - n), int(e)) for n, e in zip(lengths, ends)]
 
 
 def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> RunResult:
@@ -83,23 +136,72 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
     policy = make_policy(spaces.observation_space, spaces.action_space, config.hidden, config.seed)
     optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
     optimizer.build(policy.variables)
-    update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip)
+    update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip)
+    log_prob = tf.function(lambda o, a: policy.distribution(o).log_prob(a),
+                           input_signature=[policy.obs_spec, policy.action_spec])
+    flat_gradient = make_flat_policy_gradient(policy)
+    obs_dim = int(np.prod(spaces.observation_space.shape))
+    baseline = make_baseline(config.baseline, obs_dim, window=config.baseline_window, hidden=config.critic_hidden,
+                             lr=config.critic_lr, epochs=config.critic_epochs)
 
     envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
     run = Run(config, run_dir, export_path)
-    collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done)
+    if config.returns == "nstep":
+        collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done)
+    else:
+        collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done)
+    num_updates = 0
     run.start_clock()
     try:
         while not run.should_stop():
-            batch = collector.collect(min_episodes=config.episodes_per_update)
-            if config.returns == "total":
-                returns = returns_lib.total_return(batch.rewards, batch.lengths, config.gamma)
+            # 1. Collect a batch and estimate G_t for each of its steps.
+            if config.returns == "nstep":
+                batch = collector.collect(min_transitions=config.steps_per_update)
+                returns = batch.partial_returns
+                if baseline.learned:
+                    returns = returns + batch.bootstrap_discounts * batch.bootstrap_mask * \
+                        baseline.values(batch.bootstrap_observations)
+                n_groups = min(16, batch.num_steps)
+                groups = [slice(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(batch.num_steps), n_groups)]
             else:
-                returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma)
-            weights = returns_lib.standardize(returns) if config.normalize else returns
-            metrics = update(batch.observations.astype(np.float32), batch.actions.astype(np.int32), weights)
-            metrics = {k: float(v) for k, v in metrics.items()}
-            metrics.update(batch_scales=float(np.mean(weights)), batch_scales_std=float(np.std(weights)))
+                batch = collector.collect(min_episodes=config.episodes_per_update, min_steps=config.steps_per_update)
+                if config.returns == "total":
+                    returns = returns_lib.total_return(batch.rewards, batch.lengths, config.gamma)
+                else:
+                    bootstrap = None
+                    if baseline.learned:  # a time-limit end is not a terminal state: add gamma^(T-t) V(s_T)
+                        bootstrap = np.where(batch.terminated, 0.0, baseline.values(batch.final_observations))
+                    returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
+                groups = _segments(batch.lengths)
+            observations = batch.observations.astype(np.float32)
+            actions = batch.actions.astype(np.int32)
+
+            # 2. Advantages A_t = G_t - b(s_t), the baseline fitted on earlier batches only.
+            values = baseline.values(observations)
+            advantages = (returns - values).astype(np.float32)
+            if config.normalize:
+                advantages = returns_lib.standardize(advantages)
+
+            # 3. Gradient steps by the chosen update rule; K > 1 reuses the batch with IS weights.
+            old_log_probs = log_prob(observations, actions).numpy()
+            slices = {"batch": [slice(None)], "episode": groups,
+                      "step": [slice(t, t + 1) for t in range(len(actions))]}[config.update]
+            metrics: dict[str, float] = {}
+            for epoch in range(config.reuse_epochs):
+                steps = [update(observations[s], actions[s], advantages[s], old_log_probs[s]) for s in slices]
+                metrics = {k: float(np.mean([m[k] for m in steps])) for k in steps[0]}
+                if config.reuse_epochs > 1:
+                    metrics[f"reuse/kl_epoch_{epoch + 1}"] = metrics["kl"]
+            num_updates += 1
+            if config.grad_var_every and num_updates % config.grad_var_every == 0 and len(groups) > 1:
+                metrics["grad_var"] = gradient_variance(flat_gradient, observations, actions, advantages, groups)
+
+            # 4. Refit the baseline on this batch, then log.
+            metrics.update(baseline.fit(observations, returns))
+            if baseline.learned:
+                metrics["explained_variance"] = explained_variance(values, returns)
+            metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
+                           batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)))
             run.log(collector.env_steps, metrics)
     finally:
         envs.close()

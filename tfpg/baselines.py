@@ -1,0 +1,189 @@
+"""Baselines b(s) subtracted from returns: advantages = G - b. One small interface:
+
+  values(obs)          -> b for each observation, from data seen *before* this batch (so the
+                          baseline does not depend on the sample it weights and stays unbiased)
+  fit(obs, returns)    -> dict of diagnostics, after the batch has been used
+  state() / load(dict) -> plain arrays, for checkpoints (never pickles)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class NoBaseline:
+    name = "none"
+    learned = False
+
+    def values(self, obs: np.ndarray) -> np.ndarray:
+        return np.zeros(len(obs), dtype=np.float32)
+
+    def fit(self, obs, returns) -> dict:
+        return {}
+
+    def state(self) -> dict:
+        return {}
+
+    def load(self, state: dict) -> None:
+        pass
+
+
+class MeanBaseline(NoBaseline):
+    """b = mean of every return seen so far (the book's vanilla-PG baseline)."""
+
+    name = "mean"
+
+    def __init__(self):
+        self.total, self.count = 0.0, 0
+
+    def values(self, obs):
+        b = self.total / self.count if self.count else 0.0
+        return np.full(len(obs), b, dtype=np.float32)
+
+    def fit(self, obs, returns):
+        self.total += float(np.sum(returns, dtype=np.float64))
+        self.count += len(returns)
+        return {}
+
+    def state(self):
+        return {"total": np.float64(self.total), "count": np.int64(self.count)}
+
+    def load(self, state):
+        self.total, self.count = float(state["total"]), int(state["count"])
+
+
+class MovingBaseline(NoBaseline):
+    """b = mean of the last `window` returns (the book's Pong script: 1,000,000 transitions).
+
+    A ring buffer with a running sum: O(1) work per transition, whatever the window.
+    """
+
+    name = "moving"
+
+    def __init__(self, window: int):
+        self.ring = np.zeros(window, dtype=np.float64)
+        self.pos, self.count, self.total = 0, 0, 0.0
+
+    def values(self, obs):
+        b = self.total / self.count if self.count else 0.0
+        return np.full(len(obs), b, dtype=np.float32)
+
+    def fit(self, obs, returns):
+        returns = np.asarray(returns, dtype=np.float64)[-len(self.ring):]
+        idx = (self.pos + np.arange(len(returns))) % len(self.ring)
+        self.total += returns.sum() - self.ring[idx].sum()
+        self.ring[idx] = returns
+        self.pos = int((self.pos + len(returns)) % len(self.ring))
+        self.count = min(self.count + len(returns), len(self.ring))
+        if self.pos < len(returns):  # once per lap (O(1) amortised): drop accumulated rounding error
+            self.total = float(self.ring.sum())
+        return {}
+
+    def state(self):
+        return {"ring": self.ring, "pos": np.int64(self.pos), "count": np.int64(self.count),
+                "total": np.float64(self.total)}
+
+    def load(self, state):
+        self.ring = np.array(state["ring"], dtype=np.float64)
+        self.pos, self.count, self.total = int(state["pos"]), int(state["count"]), float(state["total"])
+
+
+class LinearBaseline(NoBaseline):
+    """V(s) = w.s + c, refitted by scikit-learn's LinearRegression on (states, returns) each batch."""
+
+    name = "linear"
+    learned = True
+
+    def __init__(self, obs_dim: int):
+        self.coef = np.zeros(obs_dim)
+        self.intercept = 0.0
+
+    def values(self, obs):
+        obs = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+        return (obs @ self.coef + self.intercept).astype(np.float32)
+
+    def fit(self, obs, returns):
+        from sklearn.linear_model import LinearRegression
+
+        obs = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+        before = self.values(obs)
+        model = LinearRegression().fit(obs, np.asarray(returns, dtype=np.float64))
+        self.coef, self.intercept = model.coef_.astype(np.float64), float(model.intercept_)
+        return {"value_loss": float(np.mean((returns - before) ** 2))}
+
+    def state(self):
+        return {"coef": self.coef, "intercept": np.float64(self.intercept)}
+
+    def load(self, state):
+        self.coef, self.intercept = np.array(state["coef"], dtype=np.float64), float(state["intercept"])
+
+
+class CriticBaseline(NoBaseline):
+    """V_phi(s), a Keras MLP trained by its own compiled step on 0.5 * mean((V(s) - G)^2)."""
+
+    name = "critic"
+    learned = True
+
+    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1):
+        import keras
+        import tensorflow as tf
+
+        from tfpg.networks import mlp
+
+        self.model = mlp(obs_dim, hidden, 1, name="critic")
+        self.optimizer = keras.optimizers.Adam(learning_rate=lr)
+        self.optimizer.build(self.model.trainable_variables)
+        self.epochs = epochs
+        spec = tf.TensorSpec([None, obs_dim], tf.float32)
+
+        @tf.function(input_signature=[spec])
+        def predict(obs):
+            return self.model(obs)[:, 0]
+
+        @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.float32)])
+        def train_step(obs, returns):
+            with tf.GradientTape() as tape:
+                value_loss = 0.5 * tf.reduce_mean(tf.square(self.model(obs)[:, 0] - returns))
+            variables = self.model.trainable_variables
+            self.optimizer.apply_gradients(zip(tape.gradient(value_loss, variables), variables))
+            return value_loss
+
+        self._predict, self.train_step = predict, train_step
+
+    def values(self, obs):
+        return self._predict(np.asarray(obs, dtype=np.float32)).numpy()
+
+    def fit(self, obs, returns):
+        obs = np.asarray(obs, dtype=np.float32)
+        returns = np.asarray(returns, dtype=np.float32)
+        losses = [float(self.train_step(obs, returns)) for _ in range(self.epochs)]
+        return {"value_loss": losses[0]}
+
+    def state(self):
+        return {f"w{i}": w for i, w in enumerate(self.model.get_weights())}
+
+    def load(self, state):
+        self.model.set_weights([state[f"w{i}"] for i in range(len(self.model.get_weights()))])
+
+
+BASELINES = ("none", "mean", "moving", "linear", "critic")
+
+
+def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(64, 64), lr: float = 1e-3,
+                  epochs: int = 1):
+    if kind == "none":
+        return NoBaseline()
+    if kind == "mean":
+        return MeanBaseline()
+    if kind == "moving":
+        return MovingBaseline(window)
+    if kind == "linear":
+        return LinearBaseline(obs_dim)
+    if kind == "critic":
+        return CriticBaseline(obs_dim, hidden, lr, epochs)
+    raise ValueError(f"unknown baseline {kind!r}")
+
+
+def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
+    """1 - Var(G - V) / Var(G): 1 is a perfect value function, 0 no better than a constant."""
+    var = float(np.var(returns))
+    return float("nan") if var == 0 else 1.0 - float(np.var(returns - values)) / var
