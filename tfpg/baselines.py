@@ -4,6 +4,7 @@
                           baseline does not depend on the sample it weights and stays unbiased)
   fit(obs, returns)    -> dict of diagnostics, after the batch has been used
   state() / load(dict) -> plain arrays, for checkpoints (never pickles)
+  trackables()         -> TensorFlow objects a checkpoint saves directly (the critic)
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class NoBaseline:
 
     def load(self, state: dict) -> None:
         pass
+
+    def trackables(self) -> dict:
+        return {}
 
 
 class MeanBaseline(NoBaseline):
@@ -158,11 +162,9 @@ class CriticBaseline(NoBaseline):
         losses = [float(self.train_step(obs, returns)) for _ in range(self.epochs)]
         return {"value_loss": losses[0]}
 
-    def state(self):
-        return {f"w{i}": w for i, w in enumerate(self.model.get_weights())}
-
-    def load(self, state):
-        self.model.set_weights([state[f"w{i}"] for i in range(len(self.model.get_weights()))])
+    def trackables(self):
+        # The network and its Adam slots, so a resumed critic continues exactly.
+        return {"critic": self.model, "critic_optimizer": self.optimizer}
 
 
 BASELINES = ("none", "mean", "moving", "linear", "critic")

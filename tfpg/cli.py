@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tfpg.config import (CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS, PRESETS,
@@ -67,6 +68,14 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--run-name", help="folder name of the run (default: <algo>-<env>-s<seed>-<time>)")
     g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bar")
+    g.add_argument("--checkpoint-every", type=int,
+                   help="write a checkpoint every N env steps (running episodes end there and the envs are "
+                        f"re-seeded, so a resumed run continues exactly); 0 = only on Ctrl-C/SIGTERM (default: {d['checkpoint_every']})")
+    g.add_argument("--max-nonfinite", type=int,
+                   help=f"non-finite updates are skipped; stop after this many in a row (default: {d['max_nonfinite']})")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (runs/<run-name>) from its latest checkpoint with its saved "
+                        "configuration; only --total-steps and --no-progress may be given with it")
     g = p.add_argument_group("policy gradient")
     g.add_argument("--hidden", type=_hidden, help=f"hidden layer widths, comma separated (default: {','.join(map(str, d['hidden']))})")
     g.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d['lr']})")
@@ -107,7 +116,8 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-NON_CONFIG = {"list_presets", "algo", "env_id", "preset"}
+NON_CONFIG = {"list_presets", "algo", "env_id", "preset", "resume"}
+RESUME_FLAGS = {"total_steps", "progress"}
 
 
 def list_presets() -> str:
@@ -127,12 +137,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG}
     try:
-        config = build_config(args.algo, args.env_id, args.preset, overrides)
-        run_dir, export_path = algos.check_run(config)
+        if args.resume:
+            config, run_dir, export_path = algos.check_resume(args.resume, args.algo, args.env_id, args.preset, overrides)
+        else:
+            config = build_config(args.algo, args.env_id, args.preset, overrides)
+            run_dir, export_path = algos.check_run(config)
     except ConfigError as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
-    result = algos.run_algorithm(config, run_dir, export_path)
+    from tfpg.run import TrainingError
+
+    try:
+        result = algos.run_algorithm(config, run_dir, export_path, resume=bool(args.resume))
+    except TrainingError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 1
+    if result.interrupted_by is not None:
+        import signal
+
+        name = signal.Signals(result.interrupted_by).name
+        print(f"interrupted by {name} at {result.env_steps:,} env steps; checkpoint and export written. "
+              f"Resume with: python train.py --resume {result.run_dir}", file=sys.stderr)
+        return 128 + result.interrupted_by
     status = "solved" if result.solved else "stopped"
     print(f"{status} after {result.env_steps:,} env steps, {result.episodes:,} episodes, "
           f"{result.train_seconds:.1f} s of training ({result.steps_per_s:,.0f} steps/s); reward_100 = {result.reward_100:.1f}")
@@ -140,5 +166,5 @@ def main(argv: list[str] | None = None) -> int:
     if result.export_path:
         print(f"SavedModel:         {result.export_path}")
         print(f"evaluate it:        python -m tfpg.evaluate {result.export_path}")
-    print(f"inspect the run:    tensorboard --logdir {result.run_dir.rsplit('/', 1)[0]}")
+    print(f"inspect the run:    tensorboard --logdir {os.path.dirname(result.run_dir)}")
     return 0

@@ -32,6 +32,8 @@ class RunConfig:
     overwrite: bool = False
     run_name: str | None = None
     progress: bool = True
+    checkpoint_every: int = 0           # env steps between checkpoints; 0: only on interrupt
+    max_nonfinite: int = 5              # stop after this many non-finite updates in a row
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -192,8 +194,11 @@ def validate(config: RunConfig) -> None:
         if hi is not None and v > hi:
             raise ConfigError(f"{flag} must be <= {hi}, got {v!r}")
 
-    for name in ("total_steps", "num_envs"):
+    for name in ("total_steps", "num_envs", "max_nonfinite"):
         positive_int(name)
+    if not isinstance(config.checkpoint_every, int) or isinstance(config.checkpoint_every, bool) \
+            or config.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be a non-negative integer, got {config.checkpoint_every!r}")
     if not isinstance(config.seed, int) or isinstance(config.seed, bool) or not 0 <= config.seed < 2**31:
         raise ConfigError(f"--seed must be an integer in [0, 2**31), got {config.seed!r}")
     finite("lr", 0.0, 1.0, lo_open=True)

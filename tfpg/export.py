@@ -11,10 +11,12 @@ A SavedModel is a program: load only exports from sources you trust.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
+import time
 
 import tensorflow as tf
 
@@ -60,15 +62,25 @@ def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) ->
     os.makedirs(parent, exist_ok=True)
     metadata = {"format_version": FORMAT_VERSION, **metadata}
     module = ExportedPolicy(policy, metadata)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    base = os.path.basename(path)
+    for stale in glob.glob(os.path.join(parent, f".{base}.tmp-*")) + glob.glob(os.path.join(parent, f".{base}.old-*")):
+        shutil.rmtree(stale, ignore_errors=True)   # left by an export that was killed
+    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    delay = float(os.environ.get("TFPG_TEST_EXPORT_DELAY", "0"))   # test hook: widen the kill windows
     try:
         tf.saved_model.save(module, tmp, signatures={
             "serving_default": module.greedy, "sample": module.sample, "distribution": module.distribution})
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
+        if delay:
+            print("tfpg-test: export staged", flush=True)
+            time.sleep(delay)
         if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+            old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
             os.rename(path, os.path.join(old, "x"))
+            if delay:
+                print("tfpg-test: old export moved aside", flush=True)
+                time.sleep(delay)
             os.rename(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:

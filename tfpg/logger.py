@@ -5,7 +5,6 @@ import json
 import math
 import os
 import sys
-import time
 from collections import deque
 
 import numpy as np
@@ -43,20 +42,22 @@ class EpisodeStats:
 class RunLogger:
     """Writes TensorBoard events and config.json into `run_dir`, and drives a progress bar."""
 
-    def __init__(self, run_dir: str, config: dict, total_steps: int, progress: bool = True):
+    def __init__(self, run_dir: str, config: dict, total_steps: int, progress: bool = True, append: bool = False):
+        """`append`: continue a resumed run (its config.json and hparams are already there)."""
         self.run_dir = run_dir
         os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
+        if not append:
+            with open(os.path.join(run_dir, "config.json"), "w") as f:
+                json.dump(config, f, indent=2, sort_keys=True)
         self.writer = tf.summary.create_file_writer(run_dir)
-        self._write_hparams(config)
+        if not append:
+            self._write_hparams(config)
         self._bar = None
         if progress:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
                              file=sys.stderr, mininterval=0.5)
-        self._start = time.perf_counter()
         self._last_step = 0
 
     def _write_hparams(self, config: dict) -> None:

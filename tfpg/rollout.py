@@ -60,6 +60,12 @@ class EpisodeCollector:
         self._obs, _ = envs.reset()
         self.env_steps = 0
 
+    def restart(self, seed: int) -> None:
+        """Re-seed and reset every env, dropping the episodes in progress (used at checkpoints)."""
+        self._obs, _ = self.envs.reset(seed=seed)
+        self._len[:] = 0
+        self._resetting[:] = False
+
     def _grow(self) -> None:
         self._obs_buf = np.concatenate([self._obs_buf, np.zeros_like(self._obs_buf)], axis=1)
         self._act_buf = np.concatenate([self._act_buf, np.zeros_like(self._act_buf)], axis=1)
@@ -141,6 +147,12 @@ class NStepCollector:
         self._rows: list[tuple] = []     # (obs, actions, rewards, terminated, truncated, valid)
         self._resetting = np.zeros(envs.num_envs, dtype=bool)
         self.env_steps = 0
+
+    def restart(self, seed: int) -> None:
+        """Re-seed and reset every env, dropping unfinished windows (used at checkpoints)."""
+        self._obs, _ = self.envs.reset(seed=seed)
+        self._rows = []
+        self._resetting[:] = False
 
     def collect(self, min_transitions: int) -> TransitionBatch:
         ready = sum(int(row[5].sum()) for row in self._rows[: max(0, len(self._rows) - self.n + 1)])

@@ -51,10 +51,54 @@ def prepare_paths(config: RunConfig) -> tuple[str, str | None]:
     return run_dir, export_path
 
 
-def run_algorithm(config: RunConfig, run_dir: str, export_path: str | None):
+def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str | None,
+                 overrides: dict) -> tuple[RunConfig, str, str | None]:
+    """The saved configuration of `run_dir`, checked against the flags given with --resume."""
+    import json
+
+    from tfpg.checkpoint import CHECKPOINT_DIR
+    from tfpg.config import CONFIG_CLASSES, validate
+
+    run_dir = os.path.abspath(run_dir)
+    config_file = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(config_file):
+        raise ConfigError(f"--resume {run_dir}: no config.json there; pass a run folder written by train.py (runs/<run-name>)")
+    ckpt_state = os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint")
+    if not os.path.isfile(ckpt_state):
+        raise ConfigError(f"--resume {run_dir}: the run has no checkpoint yet (train with --checkpoint-every N, "
+                          "or stop it with Ctrl-C, to get one)")
+    with open(config_file) as f:
+        saved = json.load(f)
+    if algo is not None and algo != saved.get("algo"):
+        raise ConfigError(f"--resume {run_dir} holds a checkpoint of --algo {saved.get('algo')}, not {algo}")
+    if env_id is not None and env_id != saved.get("env_id"):
+        raise ConfigError(f"--resume {run_dir} holds a checkpoint for {saved.get('env_id')}, not {env_id}")
+    extra = sorted(k for k, v in overrides.items() if v is not None and k not in ("total_steps", "progress"))
+    if preset is not None or extra:
+        flag = "--preset" if preset is not None else "--" + extra[0].replace("_", "-")
+        raise ConfigError(f"{flag} cannot be changed when resuming: --resume continues with the run's saved configuration")
+    cls = CONFIG_CLASSES.get(saved.get("algo"))
+    if cls is None:
+        raise ConfigError(f"--resume {run_dir}: unknown algorithm {saved.get('algo')!r} in config.json")
+    try:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+        if overrides.get("total_steps") is not None:
+            values["total_steps"] = overrides["total_steps"]
+        if overrides.get("progress") is not None:
+            values["progress"] = overrides["progress"]
+        config = cls(**values)
+    except TypeError as e:
+        raise ConfigError(f"--resume {run_dir}: config.json does not fit this tfpg ({e})") from None
+    validate(config)
+    name = os.path.basename(run_dir)
+    export_path = os.path.abspath(os.path.join(config.export_dir, name)) if config.export else None
+    return config, run_dir, export_path
+
+
+def run_algorithm(config: RunConfig, run_dir: str, export_path: str | None, resume: bool = False):
     """Train; TensorFlow is imported only from here on, so bad input fails fast and quietly."""
     if config.algo == "reinforce":
         from tfpg.algos import reinforce
 
-        return reinforce.train(config, run_dir, export_path)
+        return reinforce.train(config, run_dir, export_path, resume=resume)
     raise ConfigError(f"unknown algorithm {config.algo!r}")

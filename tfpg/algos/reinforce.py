@@ -23,6 +23,8 @@ time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
 """
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -91,7 +93,14 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
         stats = gradient_stats(grads)
         if grad_clip > 0:
             grads, _ = tf.clip_by_global_norm(grads, grad_clip)
-        optimizer.apply_gradients(zip(grads, variables))
+        # A NaN/inf step would destroy the weights and Adam's moments: skip it instead.
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [losses["loss_total"], *grads]])
+
+        def apply():
+            optimizer.apply_gradients(zip(grads, variables))
+            return tf.constant(True)
+
+        tf.cond(finite, apply, lambda: tf.constant(False))
         # KL(before || after) on the same batch, just after the step: how far one update moved the policy.
         before = tfd.Categorical(logits=tf.stop_gradient(dist.logits_parameter()))
         after = policy.distribution(observations)
@@ -99,7 +108,7 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
         # Sample estimate of KL(pi_old || pi_theta) (actions were drawn from pi_old): the drift
         # accumulated while a batch is reused.
         kl_old = tf.reduce_mean(old_log_probs - after.log_prob(actions))
-        return {**losses, "kl": kl, "kl_old": kl_old, **stats}
+        return {**losses, "kl": kl, "kl_old": kl_old, **stats, "finite": finite}
 
     return update
 
@@ -130,7 +139,7 @@ def _segments(lengths) -> list[slice]:
     return [slice(int(e - n), int(e)) for n, e in zip(lengths, ends)]
 
 
-def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> RunResult:
+def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume: bool = False) -> RunResult:
     keras.utils.set_random_seed(config.seed)
     spaces = envs_lib.env_spaces(config.env_id)
     policy = make_policy(spaces.observation_space, spaces.action_space, config.hidden, config.seed)
@@ -145,12 +154,17 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
                              lr=config.critic_lr, epochs=config.critic_epochs)
 
     envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
-    run = Run(config, run_dir, export_path)
+    run = Run(config, run_dir, export_path, resuming=resume)
+    run.attach({"policy": policy.model, "optimizer": optimizer, "policy_rng": policy.rng, **baseline.trackables()},
+               get_state=baseline.state, set_state=baseline.load)
     if config.returns == "nstep":
         collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done)
     else:
         collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done)
-    num_updates = 0
+    if resume:
+        collector.restart(run.resume())
+        collector.env_steps = run.env_steps
+    poisoned = {int(u) for u in os.environ.get("TFPG_TEST_POISON_UPDATES", "").split(",") if u}  # test hook
     run.start_clock()
     try:
         while not run.should_stop():
@@ -182,6 +196,9 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
             if config.normalize:
                 advantages = returns_lib.standardize(advantages)
 
+            if run.updates in poisoned:
+                advantages = np.full_like(advantages, np.nan)
+
             # 3. Gradient steps by the chosen update rule; K > 1 reuses the batch with IS weights.
             old_log_probs = log_prob(observations, actions).numpy()
             slices = {"batch": [slice(None)], "episode": groups,
@@ -189,11 +206,12 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
             metrics: dict[str, float] = {}
             for epoch in range(config.reuse_epochs):
                 steps = [update(observations[s], actions[s], advantages[s], old_log_probs[s]) for s in slices]
+                for step in steps:
+                    run.update_finite(bool(step.pop("finite")))
                 metrics = {k: float(np.mean([m[k] for m in steps])) for k in steps[0]}
                 if config.reuse_epochs > 1:
                     metrics[f"reuse/kl_epoch_{epoch + 1}"] = metrics["kl"]
-            num_updates += 1
-            if config.grad_var_every and num_updates % config.grad_var_every == 0 and len(groups) > 1:
+            if config.grad_var_every and (run.updates + 1) % config.grad_var_every == 0 and len(groups) > 1:
                 metrics["grad_var"] = gradient_variance(flat_gradient, observations, actions, advantages, groups)
 
             # 4. Refit the baseline on this batch, then log.
@@ -203,6 +221,9 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
             metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
                            batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)))
             run.log(collector.env_steps, metrics)
+            reseed = run.after_update()
+            if reseed is not None:
+                collector.restart(reseed)
     finally:
         envs.close()
     return run.finish(policy, spaces.observation_space, spaces.action_space)
