@@ -1,0 +1,176 @@
+"""Checkpoints, resume, kills, interrupts, non-finite updates, atomic exports."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT, run_cli
+
+from tfpg.algos import prepare_paths, run_algorithm
+from tfpg.config import build_config
+from tfpg.run import TrainingError
+
+# A deterministic, quick configuration: few envs, small net, checkpoints every 4k steps.
+SMALL = dict(num_envs=4, hidden=(32,), episodes_per_update=4, lr=0.01, stop_reward=None, checkpoint_every=4000)
+SMALL_FLAGS = ["--num-envs", "4", "--hidden", "32", "--episodes-per-update", "4", "--lr", "0.01",
+               "--checkpoint-every", "4000", "--seed", "3", "--no-progress"]
+
+
+def _train(tmp_path, name, total_steps, resume=False, **extra):
+    config = build_config("reinforce", "CartPole-v1", None, dict(
+        SMALL, seed=3, total_steps=total_steps, progress=False, logdir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "models"), run_name=name, **extra))
+    if resume:
+        run_dir = str(tmp_path / "runs" / name)
+        return run_algorithm(config, run_dir, str(tmp_path / "models" / name), resume=True)
+    return run_algorithm(config, *prepare_paths(config))
+
+
+def _logits(path, obs):
+    return tf.saved_model.load(path).signatures["distribution"](observations=tf.constant(obs))["logits"].numpy()
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    full = _train(tmp_path, "full", 24_000)
+    part = _train(tmp_path, "part", 12_000)            # ends right after its checkpoint at >= 12k
+    assert part.env_steps < full.env_steps
+    resumed = _train(tmp_path, "part", 24_000, resume=True)
+    assert resumed.env_steps == full.env_steps          # ends exactly where the full run ended
+    assert resumed.episodes == full.episodes
+    assert resumed.reward_100 == pytest.approx(full.reward_100, abs=1e-9)
+    obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    np.testing.assert_allclose(_logits(str(tmp_path / "models" / "part"), obs),
+                               _logits(str(tmp_path / "models" / "full"), obs), rtol=1e-5, atol=1e-6)
+
+
+def _spawn(args, cwd, **env):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONPATH=ROOT, **env))
+
+
+def _wait_for(proc, marker, count=1):
+    seen = 0
+    for line in proc.stdout:
+        if marker in line:
+            seen += 1
+            if seen == count:
+                return line
+    raise AssertionError(f"process ended before printing {marker!r} x{count}")
+
+
+def _all_checkpoints_load(run_dir):
+    state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
+    for prefix in state.all_model_checkpoint_paths:
+        path = prefix if os.path.isabs(prefix) else os.path.join(run_dir, "checkpoints", prefix)
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert np.isfinite(value).all(), (path, name)
+
+
+def test_sigkill_at_several_points_then_resume_completes_exactly(tmp_path):
+    budget = ["--total-steps", "30000"]
+    ref = run_cli(SMALL_FLAGS + budget + ["--run-name", "ref", "--no-export"], cwd=tmp_path)
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    reference = json.loads((tmp_path / "runs" / "ref" / "summary.json").read_text())
+
+    run = ["--run-name", "k", "--no-export"]
+    # 1. killed while its 2nd checkpoint is being written (data files on disk, state file not yet updated)
+    p = _spawn(SMALL_FLAGS + budget + run, tmp_path, TFPG_TEST_CHECKPOINT_DELAY="30")
+    _wait_for(p, "checkpoint data written", count=2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    _all_checkpoints_load(str(tmp_path / "runs" / "k"))
+    # 2. resumed, then killed just after a checkpoint was completed
+    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, TFPG_TEST_CHECKPOINT_DELAY="0.01")
+    _wait_for(p, "checkpoint state updated", count=2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    _all_checkpoints_load(str(tmp_path / "runs" / "k"))
+    # 3. resumed again, killed while writing the next checkpoint
+    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, TFPG_TEST_CHECKPOINT_DELAY="30")
+    _wait_for(p, "checkpoint data written")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    # 4. resumed to the end of the budget
+    done = run_cli(["--resume", "runs/k", "--no-progress"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "runs" / "k" / "summary.json").read_text())
+    assert summary["env_steps"] == reference["env_steps"]      # exact final step count
+    assert summary["episodes"] == reference["episodes"]        # reward_100 history carried over
+    assert summary["reward_100"] == pytest.approx(reference["reward_100"], abs=1e-9)
+    _all_checkpoints_load(str(tmp_path / "runs" / "k"))
+
+
+def test_sigint_leaves_a_loadable_export_and_a_resumable_checkpoint(tmp_path):
+    p = _spawn(SMALL_FLAGS + ["--total-steps", "400000", "--run-name", "i"], tmp_path,
+               TFPG_TEST_CHECKPOINT_DELAY="0.01")
+    _wait_for(p, "checkpoint state updated")
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 130, out
+    assert "Resume with: python train.py --resume" in out
+    export = tmp_path / "saved_models" / "i"
+    loaded = tf.saved_model.load(str(export))
+    assert loaded.greedy(np.zeros((2, 4), np.float32))["action"].shape == (2,)
+    summary = json.loads((tmp_path / "runs" / "i" / "summary.json").read_text())
+    assert 0 < summary["env_steps"] < 400000
+    resumed = run_cli(["--resume", "runs/i", "--total-steps", str(summary["env_steps"] + 3000), "--no-progress"],
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "runs" / "i" / "summary.json").read_text())["env_steps"] > summary["env_steps"]
+
+
+def test_a_poisoned_update_is_skipped_and_counted(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFPG_TEST_POISON_UPDATES", "2")
+    result = _train(tmp_path, "nan1", 3000)
+    summary = json.loads((tmp_path / "runs" / "nan1" / "summary.json").read_text())
+    assert summary["nonfinite_updates"] == 1 and result.env_steps >= 3000
+    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    assert np.isfinite(_logits(str(tmp_path / "models" / "nan1"), obs)).all()
+
+
+def test_k_nonfinite_updates_in_a_row_stop_with_the_last_good_checkpoint_intact(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFPG_TEST_POISON_UPDATES", "3,4,5")
+    with pytest.raises(TrainingError, match="3 updates in a row had a non-finite"):
+        _train(tmp_path, "nan3", 100_000, checkpoint_every=1, max_nonfinite=3)
+    _all_checkpoints_load(str(tmp_path / "runs" / "nan3"))
+    assert not (tmp_path / "models" / "nan3").exists()
+
+
+EXPORTER = r"""
+import sys, gymnasium as gym, numpy as np
+from tfpg.export import export_policy
+from tfpg.policies import CategoricalPolicy
+policy = CategoricalPolicy(gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(2), hidden=(8,), seed=0)
+export_policy(policy, {"env_id": "CartPole-v1", "generation": int(sys.argv[2])}, sys.argv[1], overwrite=True)
+print("tfpg-test: export done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("marker, expect", [("export staged", "old"), ("old export moved aside", "none")])
+def test_a_killed_export_leaves_the_old_export_or_none(tmp_path, marker, expect):
+    target = str(tmp_path / "model")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    subprocess.run([sys.executable, "-c", EXPORTER, target, "1"], env=env, check=True, capture_output=True)
+    p = subprocess.Popen([sys.executable, "-c", EXPORTER, target, "2"], text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=dict(env, TFPG_TEST_EXPORT_DELAY="30"))
+    _wait_for(p, marker)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    if expect == "old":
+        from tfpg.export import read_metadata
+
+        assert read_metadata(target)["generation"] == 1
+        tf.saved_model.load(target)
+    else:
+        assert not os.path.exists(target)
+    # the next export cleans up what the killed one left behind
+    subprocess.run([sys.executable, "-c", EXPORTER, target, "3"], env=env, check=True, capture_output=True)
+    assert sorted(os.listdir(tmp_path)) == ["model"]
