@@ -11,7 +11,7 @@ from tfpg.config import RunConfig
 from tfpg.errors import ConfigError
 
 # Which action spaces each algorithm's policy can drive.
-ACTION_SPACES = {"reinforce": (gym.spaces.Discrete,)}
+ACTION_SPACES = {"reinforce": (gym.spaces.Discrete,), "dqn": (gym.spaces.Discrete,)}
 
 
 def check_run(config: RunConfig) -> tuple[str, str | None]:
@@ -57,4 +57,8 @@ def run_algorithm(config: RunConfig, run_dir: str, export_path: str | None):
         from tfpg.algos import reinforce
 
         return reinforce.train(config, run_dir, export_path)
+    if config.algo == "dqn":
+        from tfpg.algos import dqn
+
+        return dqn.train(config, run_dir, export_path)
     raise ConfigError(f"unknown algorithm {config.algo!r}")

@@ -86,7 +86,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
     update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip)
 
     envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
-    run = Run(config, run_dir, export_path)
+    run = Run(config, run_dir, export_path, greedy_act=policy.greedy_numpy)
     collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done)
     run.start_clock()
     try:
@@ -101,6 +101,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
             metrics = {k: float(v) for k, v in metrics.items()}
             metrics.update(batch_scales=float(np.mean(weights)), batch_scales_std=float(np.std(weights)))
             run.log(collector.env_steps, metrics)
+            run.after_steps(collector.env_steps)
     finally:
         envs.close()
     return run.finish(policy, spaces.observation_space, spaces.action_space)
