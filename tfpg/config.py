@@ -229,7 +229,8 @@ def validate(config: RunConfig) -> None:
     if config.stop_on not in STOP_ON:
         raise ConfigError(_unknown("--stop-on", config.stop_on, STOP_ON))
     if config.stop_on == "eval" and config.eval_every == 0:
-        raise ConfigError("--stop-on eval needs greedy evaluations; set --eval-every to a positive number of env steps")
+        raise ConfigError("--stop-on eval needs greedy evaluations; set --eval-every to a positive number of env steps, "
+                          "or pass --stop-on train")
     if config.vector_mode not in VECTOR_MODES:
         raise ConfigError(_unknown("--vector-mode", config.vector_mode, VECTOR_MODES))
     if not config.hidden or any(not isinstance(h, int) or isinstance(h, bool) or h <= 0

@@ -169,7 +169,9 @@ class DQNUpdate:
                 self.target_syncs.assign_add(1)
             return loss_value, tf.reduce_mean(tf.reduce_max(q, axis=-1))
 
-        @tf.function(input_signature=[obs, tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32),
+        # XLA fuses the small ops of a small network's gradient steps: several times faster per
+        # step than the plain graph on CPU when one call runs many steps.
+        @tf.function(jit_compile=True, input_signature=[obs, tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32),
                                       obs, tf.TensorSpec([None, None], tf.bool)])
         def update(observations, actions, rewards, next_observations, terminated):
             steps = tf.shape(rewards)[0]
