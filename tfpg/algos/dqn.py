@@ -226,12 +226,11 @@ def train(config: DQNConfig, run_dir: str, export_path: str | None,
     run.start_clock()
     try:
         while not run.should_stop():
-            eps = epsilon(stepper.env_steps, config.eps_start, config.eps_end, config.eps_decay_steps,
-                          config.eps_schedule)
             # Warm-up: uniformly random actions until the buffer holds learning_starts transitions.
             warm_up = stepper.env_steps < config.learning_starts
-            actions = epsilon_greedy(policy.greedy_numpy, stepper.observations, 1.0 if warm_up else eps,
-                                     policy.num_actions, rng)
+            eps = 1.0 if warm_up else epsilon(stepper.env_steps, config.eps_start, config.eps_end,
+                                              config.eps_decay_steps, config.eps_schedule)
+            actions = epsilon_greedy(policy.greedy_numpy, stepper.observations, eps, policy.num_actions, rng)
             buffer.add(**vars(stepper.step(actions)))
             vector_steps += 1
             if not warm_up and vector_steps % config.train_freq == 0:
