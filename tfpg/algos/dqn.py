@@ -169,10 +169,13 @@ class DQNUpdate:
                 self.target_syncs.assign_add(1)
             return loss_value, tf.reduce_mean(tf.reduce_max(q, axis=-1))
 
+        def stacked(dtype):   # (gradient_steps, batch)
+            return tf.TensorSpec([None, None], dtype)
+
         # XLA fuses the small ops of a small network's gradient steps: several times faster per
         # step than the plain graph on CPU when one call runs many steps.
-        @tf.function(jit_compile=True, input_signature=[obs, tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32),
-                                      obs, tf.TensorSpec([None, None], tf.bool)])
+        @tf.function(jit_compile=True, input_signature=[obs, stacked(tf.int32), stacked(tf.float32), obs,
+                                                        stacked(tf.bool)])
         def update(observations, actions, rewards, next_observations, terminated):
             steps = tf.shape(rewards)[0]
             loss_sum, q_sum = tf.constant(0.0), tf.constant(0.0)
@@ -183,7 +186,6 @@ class DQNUpdate:
             n = tf.cast(steps, tf.float32)
             return {"td_loss": loss_sum / n, "q_mean": q_sum / n}
 
-        self._update = update
         self._graph = update.get_concrete_function()
 
     def __call__(self, batch) -> dict:
