@@ -114,3 +114,105 @@ def test_no_export_and_existing_run_name(tmp_path):
     again = run_cli(TINY + ["--run-name", "r"], cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert glob.glob(str(tmp_path / "runs" / "*")) == [str(tmp_path / "runs" / "r")]
+
+
+DQN_TINY = ["--algo", "dqn", "--total-steps", "1200", "--learning-starts", "200", "--num-envs", "2", "--hidden", "16",
+            "--seed", "1", "--no-progress", "--eval-every", "600", "--eval-episodes", "2", "--log-every", "100",
+            "--train-freq", "2", "--gradient-steps", "2", "--target-sync", "20"]
+
+
+@pytest.fixture(scope="module")
+def dqn_tiny_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cli_dqn")
+    proc = run_cli(DQN_TINY + ["--run-name", "dqn"], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd, proc
+
+
+def test_dqn_tiny_run_end_to_end(dqn_tiny_run):
+    cwd, _ = dqn_tiny_run
+    run_dir, export = cwd / "runs" / "dqn", cwd / "saved_models" / "dqn"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["algo"] == "dqn" and config["learning_starts"] == 200 and config["buffer_size"] == 50_000
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] >= 1200 and summary["evaluations"] == 2 and summary["eval_env_steps"] >= 1200
+    meta = json.loads((export / "tfpg_metadata.json").read_text())
+    assert meta["algorithm"] == "dqn" and meta["policy"] == "q_greedy" and meta["eval_reward"] == summary["eval_reward"]
+    proc = run_cli([str(export), "--episodes", "3", "--json"], cwd=cwd, module="tfpg.evaluate")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(out["returns"]) == 3 and all(r >= 1 for r in out["returns"])
+    stochastic = run_cli([str(export), "--stochastic"], cwd=cwd, module="tfpg.evaluate")
+    assert stochastic.returncode == 2 and "drop --stochastic" in stochastic.stderr
+
+
+def test_dqn_tensorboard_tags(dqn_tiny_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cwd, _ = dqn_tiny_run
+    acc = EventAccumulator(str(cwd / "runs" / "dqn"), size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    required = {"td_loss", "epsilon", "q_mean", "reward", "reward_100", "episodes", "steps_per_second",
+                "target_syncs", "eval/reward", "eval/reward_std"}
+    assert required <= tags, required - tags
+    import tensorflow as tf
+
+    eps = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("epsilon")]
+    assert eps == sorted(eps, reverse=True) and eps[0] == 1.0
+    syncs = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("target_syncs")]
+    assert syncs[-1] > 0
+    evals = acc.Tensors("eval/reward")
+    assert [e.step for e in evals][0] >= 600 and len(evals) == 2
+
+
+def test_dqn_rejects_continuous_actions(tmp_path):
+    proc = run_cli(["--algo", "dqn", "--env", "Pendulum-v1"], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--algo dqn needs a Discrete action space" in lines[0] and "Pendulum-v1" in lines[0]
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--algo", "dqn", "--loss", "l1"], "invalid choice: 'l1'"),
+    (["--algo", "dqn", "--tau", "0"], "--tau must be > 0.0"),
+    (["--algo", "dqn", "--eps-end", "1.5"], "--eps-end must be <= 1.0"),
+    (["--algo", "dqn", "--eps-schedule", "exponential", "--eps-end", "0"], "--eps-schedule exponential needs"),
+    (["--algo", "dqn", "--target-sync", "0"], "--target-sync must be a positive integer"),
+    (["--algo", "dqn", "--eval-every", "0"], "--stop-on eval needs greedy evaluations"),
+    (["--algo", "reinforce", "--eps-start", "0.5"], "--eps-start does not apply to --algo reinforce"),
+])
+def test_dqn_bad_flags(tmp_path, args, message):
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_seed001_dqn_preset_is_pinned():
+    from tfpg.config import PRESETS, build_config
+
+    preset = PRESETS["seed001-dqn-cartpole"]
+    assert preset.algo == "dqn" and "REFERENCE.md 001" in preset.source
+    config = build_config(None, None, "seed001-dqn-cartpole", {})
+    assert (config.buffer_size, config.target_sync, config.tau, config.gamma, config.loss, config.double) == \
+        (50_000, 10, 1.0, 0.99, "mse", False)
+    assert config.learning_starts > 0 and config.eps_start > config.eps_end
+    assert config.env_id == "CartPole-v1" and config.num_envs == 1
+
+
+def test_dqn_default_preset_and_help(tmp_path):
+    from tfpg.config import build_config
+
+    config = build_config("dqn", None, None, {})
+    assert config.stop_on == "eval" and config.eval_every > 0 and config.stop_reward == 475
+    proc = run_cli(["--help"], cwd=tmp_path)
+    for flag in ["--buffer-size", "--learning-starts", "--train-freq", "--gradient-steps", "--target-sync", "--tau",
+                 "--loss", "--double", "--eps-start", "--eps-end", "--eps-decay-steps", "--eps-schedule",
+                 "--eval-every", "--eval-episodes", "--stop-on", "--batch-size"]:
+        assert flag in proc.stdout, flag
+    assert "(default: None)" not in proc.stdout
+    listing = run_cli(["--list-presets"], cwd=tmp_path)
+    assert "seed001-dqn-cartpole" in listing.stdout and "dqn-cartpole" in listing.stdout

@@ -96,3 +96,48 @@ def test_shipped_cartpole_policy_balances():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     returns = evaluate(os.path.join(root, "saved_models", "cartpole-reinforce"), episodes=10, seed=100)
     assert returns.mean() >= 475, returns
+
+
+DQN_LOADER = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+obs = np.load(sys.argv[2])
+out = {
+    "signatures": sorted(m.signatures.keys()),
+    "greedy": m.signatures["serving_default"](observations=tf.constant(obs))["action"].numpy().tolist(),
+    "greedy_attr": m.greedy(obs)["action"].numpy().tolist(),
+    "q_values": m.signatures["q_values"](observations=tf.constant(obs))["q_values"].numpy().tolist(),
+    "q_values_attr": m.q_values(obs)["q_values"].numpy().tolist(),
+    "metadata": json.loads(m.metadata_json.numpy().decode()),
+    "tfpg_imported": any(k == "tfpg" or k.startswith("tfpg.") for k in sys.modules),
+}
+print(json.dumps(out))
+"""
+
+
+def test_dqn_export_loads_with_tensorflow_only(tmp_path):
+    from tfpg.algos.dqn import QPolicy, mlp_q_network
+
+    policy = QPolicy(OBS_SPACE, gym.spaces.Discrete(3), mlp_q_network((32, 32)))
+    metadata = {"algorithm": "dqn", "policy": policy.kind, "env_id": "CartPole-v1", "env_steps": 7,
+                "observation_space": {"type": "Box", "shape": [4]}, "action_space": {"type": "Discrete", "n": 3}}
+    path = export_policy(policy, metadata, str(tmp_path / "dqn"))
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32) * 3
+    np.save(tmp_path / "obs.npy", obs)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", DQN_LOADER, path, str(tmp_path / "obs.npy")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not out["tfpg_imported"]
+    assert out["signatures"] == ["q_values", "serving_default"]   # no sampling policy for DQN
+    expected = policy.greedy_numpy(obs).tolist()
+    assert out["greedy"] == expected and out["greedy_attr"] == expected
+    assert len(set(expected)) > 1
+    q = policy.q_values(obs).numpy()
+    np.testing.assert_allclose(out["q_values"], q, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["q_values_attr"], q, rtol=1e-5, atol=1e-5)
+    assert out["greedy"] == np.argmax(out["q_values"], axis=1).tolist()
+    assert out["metadata"]["algorithm"] == "dqn" and out["metadata"]["format_version"] == 1

@@ -5,8 +5,9 @@ import argparse
 import os
 import sys
 
-from tfpg.config import (CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS, PRESETS,
-                         RETURN_KINDS, UPDATE_RULES, BASELINE_KINDS, VECTOR_MODES, build_config)
+from tfpg.config import (CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS, EPS_SCHEDULES, LOSS_KINDS,
+                         PRESETS, RETURN_KINDS, UPDATE_RULES, BASELINE_KINDS, STOP_ON, VECTOR_MODES,
+                         build_config)
 from tfpg import algos
 from tfpg.errors import ConfigError
 
@@ -26,10 +27,10 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _defaults() -> dict:
-    """Values of the default configuration, shown in --help."""
-    preset = PRESETS[DEFAULT_PRESETS[(DEFAULT_ALGO, DEFAULT_ENV)]]
-    cfg = CONFIG_CLASSES[DEFAULT_ALGO](**preset.overrides)
+def _defaults(algo: str = DEFAULT_ALGO) -> dict:
+    """Values of `algo`'s default configuration on the default env, shown in --help."""
+    preset = PRESETS[DEFAULT_PRESETS[(algo, DEFAULT_ENV)]]
+    cfg = CONFIG_CLASSES[algo](**preset.overrides)
     return cfg.to_dict()
 
 
@@ -46,8 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Train a tfpg agent. Values come from the dataclass defaults, then the preset "
                     "(--preset, or the default preset for --algo/--env), then these flags. "
                     f"Defaults shown are those of `train.py` with no flags (preset "
-                    f"{DEFAULT_PRESETS[(DEFAULT_ALGO, DEFAULT_ENV)]}).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    f"{DEFAULT_PRESETS[(DEFAULT_ALGO, DEFAULT_ENV)]}).")
     p.add_argument("--list-presets", action="store_true", help="print every preset and exit")
     p.add_argument("--algo", choices=sorted(CONFIG_CLASSES), default=None, help=f"algorithm (default: {DEFAULT_ALGO})")
     p.add_argument("--env", dest="env_id", default=None, help=f"gymnasium env id (default: {DEFAULT_ENV})")
@@ -57,6 +57,12 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--total-steps", type=int, help=f"env-step budget (default: {d['total_steps']})")
     g.add_argument("--stop-reward", type=float,
                    help=f"stop once reward_100 (mean of the last 100 episodes) reaches this (default: {d['stop_reward']})")
+    g.add_argument("--stop-on", choices=STOP_ON,
+                   help="train: stop on reward_100 of the training episodes; eval: on the greedy evaluation "
+                        f"mean (needs --eval-every) (default: {d['stop_on']})")
+    g.add_argument("--eval-every", type=int,
+                   help=f"greedy evaluation every this many env steps, logged as eval/reward; 0 = never (default: {d['eval_every']})")
+    g.add_argument("--eval-episodes", type=int, help=f"episodes per greedy evaluation (default: {d['eval_episodes']})")
     g.add_argument("--num-envs", type=int, help=f"environments stepped together (default: {d['num_envs']})")
     g.add_argument("--vector-mode", choices=VECTOR_MODES,
                    help="auto: gymnasium's batched env where one exists, else in-process sync (default: auto)")
@@ -112,6 +118,32 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--grad-var-every", type=int,
                    help=f"log grad_var, the variance of per-episode gradient estimates, every N updates; 0 = off "
                         f"(default: {d['grad_var_every']})")
+    q = _defaults("dqn")
+    g = p.add_argument_group(
+        "dqn", f"--algo dqn. Defaults shown are those of its CartPole preset {DEFAULT_PRESETS[('dqn', DEFAULT_ENV)]} "
+               f"(which also sets --num-envs {q['num_envs']}, --hidden {','.join(map(str, q['hidden']))}, --lr {q['lr']}, "
+               f"--grad-clip {q['grad_clip']}, --stop-on {q['stop_on']}, --eval-every {q['eval_every']}); "
+               "--hidden, --lr, --adam-eps, --gamma and --grad-clip apply to DQN too.")
+    g.add_argument("--buffer-size", type=int, help=f"replay capacity in transitions, FIFO (default: {q['buffer_size']})")
+    g.add_argument("--learning-starts", type=int,
+                   help=f"env steps of uniformly random actions before the first update (default: {q['learning_starts']})")
+    g.add_argument("--batch-size", type=int, help=f"transitions per gradient step (default: {q['batch_size']})")
+    g.add_argument("--train-freq", type=int, help=f"vector env steps between updates (default: {q['train_freq']})")
+    g.add_argument("--gradient-steps", type=int, help=f"gradient steps per update (default: {q['gradient_steps']})")
+    g.add_argument("--target-sync", type=int,
+                   help=f"gradient steps between target-network updates (default: {q['target_sync']})")
+    g.add_argument("--tau", type=float,
+                   help=f"target <- tau*online + (1-tau)*target at each sync; 1 = overwrite (default: {q['tau']})")
+    g.add_argument("--loss", choices=LOSS_KINDS, help=f"TD loss: mse or huber (default: {q['loss']})")
+    g.add_argument("--double", type=_bool, metavar="{true,false}",
+                   help=f"Double DQN target: the online net picks a', the target net values it (default: {q['double']})")
+    g.add_argument("--eps-start", type=float, help=f"initial exploration rate (default: {q['eps_start']})")
+    g.add_argument("--eps-end", type=float, help=f"final exploration rate (default: {q['eps_end']})")
+    g.add_argument("--eps-decay-steps", type=int,
+                   help=f"env steps from --eps-start to --eps-end (default: {q['eps_decay_steps']})")
+    g.add_argument("--eps-schedule", choices=EPS_SCHEDULES,
+                   help=f"linear or exponential (geometric) decay (default: {q['eps_schedule']})")
+    g.add_argument("--log-every", type=int, help=f"env steps between logged diagnostics (default: {q['log_every']})")
     p.set_defaults(**{k: None for k in ("export", "overwrite", "progress")})
     return p
 

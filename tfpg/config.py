@@ -21,7 +21,10 @@ class RunConfig:
     env_id: str = "CartPole-v1"
     seed: int = 0
     total_steps: int = 500_000          # env-step budget (real transitions, all envs together)
-    stop_reward: float | None = None    # stop once reward_100 >= this; None: never stop early
+    stop_reward: float | None = None    # stop once the stop_on measure >= this; None: never stop early
+    stop_on: str = "train"              # train: reward_100 of the training episodes; eval: greedy evaluation mean
+    eval_every: int = 0                 # greedy evaluation every this many env steps; 0: never
+    eval_episodes: int = 10             # episodes per greedy evaluation
     num_envs: int = 8
     vector_mode: str = "auto"           # auto | sync | async | vector_entry_point
     hidden: tuple[int, ...] = (128,)
@@ -77,10 +80,47 @@ class ReinforceConfig(RunConfig):
         return d
 
 
-CONFIG_CLASSES: dict[str, type[RunConfig]] = {"reinforce": ReinforceConfig}
 RETURN_KINDS = ("reward_to_go", "total", "nstep")
 UPDATE_RULES = ("batch", "episode", "step")
 BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
+
+
+@dataclass
+class DQNConfig(RunConfig):
+    """DQN (Mnih et al. 2015): Q-learning with experience replay and a target network.
+
+    y = r + gamma * (1 - terminated) * max_a' Q_target(s', a')
+    loss = mean_batch L(Q(s, a) - y),  L = squared error or Huber
+    """
+
+    algo: str = "dqn"
+    num_envs: int = 1
+    hidden: tuple[int, ...] = (64, 64)
+    gamma: float = 0.99
+    lr: float = 1e-3
+    adam_eps: float = 1e-7
+    buffer_size: int = 50_000
+    learning_starts: int = 1_000        # env steps of uniformly random actions before the first update
+    batch_size: int = 64
+    train_freq: int = 1                 # vector steps between updates
+    gradient_steps: int = 1             # gradient steps per update
+    target_sync: int = 10               # gradient steps between target-network updates
+    tau: float = 1.0                    # target <- tau * online + (1 - tau) * target; 1 = overwrite
+    loss: str = "mse"                   # mse | huber
+    double: bool = False                # Double DQN target: Q_target(s', argmax_a' Q(s', a'))
+    grad_clip: float = 0.0              # global L2-norm clip; 0 disables
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_decay_steps: int = 10_000       # env steps from eps_start to eps_end
+    eps_schedule: str = "linear"        # linear | exponential
+    log_every: int = 1_000              # env steps between diagnostics
+    checkpoint_replay: bool = True      # store the replay buffer in checkpoints (exact resume; costs its size on disk)
+
+
+CONFIG_CLASSES: dict[str, type[RunConfig]] = {"reinforce": ReinforceConfig, "dqn": DQNConfig}
+LOSS_KINDS = ("mse", "huber")
+EPS_SCHEDULES = ("linear", "exponential")
+STOP_ON = ("train", "eval")
 VECTOR_MODES = ("auto", "sync", "async", "vector_entry_point")
 
 
@@ -132,12 +172,40 @@ PRESETS: dict[str, Preset] = {
                  episodes_per_update=2, returns="reward_to_go", normalize=True, baseline="none",
                  stop_reward=475.0, total_steps=1_000_000),
         ),
+        Preset(
+            "dqn-cartpole",
+            "dqn",
+            "DQN on CartPole-v1 tuned for wall-clock speed to a greedy evaluation mean >= 475",
+            "tfpg (tuned; see the README results table and benchmarks/cartpole_dqn.py)",
+            # Few large updates, as in Stable-Baselines3's zoo: 128 gradient steps (one compiled call)
+            # every 256 env steps, the target overwritten once per update.
+            dict(env_id="CartPole-v1", num_envs=4, hidden=(64, 64), lr=2.3e-3, gamma=0.99,
+                 buffer_size=50_000, learning_starts=1_000, batch_size=64, train_freq=64, gradient_steps=128,
+                 target_sync=128, tau=1.0, loss="huber", double=False, grad_clip=10.0,
+                 eps_start=1.0, eps_end=0.04, eps_decay_steps=8_000, eps_schedule="linear",
+                 eval_every=2_500, eval_episodes=10, stop_on="eval", stop_reward=475.0,
+                 total_steps=100_000),
+        ),
+        Preset(
+            "seed001-dqn-cartpole",
+            "dqn",
+            "the DQN post's CartPole setup: replay 50,000, random warm-up, target overwritten every 10 updates, "
+            "gamma 0.99, MSE loss, decaying epsilon",
+            "DQN on CartPole (PyTorch) post, REFERENCE.md 001; values the post leaves open (network, "
+            "batch, lr, warm-up length, epsilon schedule) are tfpg's choices",
+            dict(env_id="CartPole-v1", num_envs=1, hidden=(64, 64), lr=1e-3, gamma=0.99,
+                 buffer_size=50_000, learning_starts=1_000, batch_size=64, train_freq=1, gradient_steps=1,
+                 target_sync=10, tau=1.0, loss="mse", double=False, grad_clip=0.0,
+                 eps_start=1.0, eps_end=0.05, eps_decay_steps=10_000, eps_schedule="linear",
+                 stop_on="train", stop_reward=475.0, total_steps=200_000),
+        ),
     ]
 }
 
 # The preset used when only --algo / --env are given.
 DEFAULT_PRESETS: dict[tuple[str, str], str] = {
     ("reinforce", "CartPole-v1"): "cartpole-reinforce",
+    ("dqn", "CartPole-v1"): "dqn-cartpole",
 }
 DEFAULT_ALGO = "reinforce"
 DEFAULT_ENV = "CartPole-v1"
@@ -203,6 +271,14 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"--seed must be an integer in [0, 2**31), got {config.seed!r}")
     finite("lr", 0.0, 1.0, lo_open=True)
     finite("stop_reward", allow_none=True)
+    if not isinstance(config.eval_every, int) or isinstance(config.eval_every, bool) or config.eval_every < 0:
+        raise ConfigError(f"--eval-every must be a non-negative integer (0 = no evaluation), got {config.eval_every!r}")
+    positive_int("eval_episodes")
+    if config.stop_on not in STOP_ON:
+        raise ConfigError(_unknown("--stop-on", config.stop_on, STOP_ON))
+    if config.stop_on == "eval" and config.eval_every == 0:
+        raise ConfigError("--stop-on eval needs greedy evaluations; set --eval-every to a positive number of env steps, "
+                          "or pass --stop-on train")
     if config.vector_mode not in VECTOR_MODES:
         raise ConfigError(_unknown("--vector-mode", config.vector_mode, VECTOR_MODES))
     if not config.hidden or any(not isinstance(h, int) or isinstance(h, bool) or h <= 0
@@ -237,6 +313,33 @@ def validate(config: RunConfig) -> None:
                                   "or --update batch")
             if config.steps_per_update <= 0:
                 raise ConfigError("--returns nstep needs --steps-per-update (transitions per batch), e.g. 8")
+    if isinstance(config, DQNConfig):
+        finite("gamma", 0.0, 1.0)
+        finite("adam_eps", 0.0, lo_open=True)
+        finite("grad_clip", 0.0)
+        finite("tau", 0.0, 1.0, lo_open=True)
+        for name in ("buffer_size", "batch_size", "train_freq", "gradient_steps", "target_sync",
+                     "eps_decay_steps", "log_every"):
+            positive_int(name)
+        if not isinstance(config.learning_starts, int) or isinstance(config.learning_starts, bool) \
+                or config.learning_starts < 0:
+            raise ConfigError(f"--learning-starts must be a non-negative integer, got {config.learning_starts!r}")
+        if config.buffer_size < config.num_envs:
+            raise ConfigError(f"--buffer-size ({config.buffer_size}) must hold at least one vector step "
+                              f"(--num-envs {config.num_envs})")
+        if config.loss not in LOSS_KINDS:
+            raise ConfigError(_unknown("--loss", config.loss, LOSS_KINDS))
+        if not isinstance(config.double, bool):
+            raise ConfigError(f"--double must be true or false, got {config.double!r}")
+        if not isinstance(config.checkpoint_replay, bool):
+            raise ConfigError(f"--checkpoint-replay must be true or false, got {config.checkpoint_replay!r}")
+        finite("eps_start", 0.0, 1.0)
+        finite("eps_end", 0.0, 1.0)
+        if config.eps_schedule not in EPS_SCHEDULES:
+            raise ConfigError(_unknown("--eps-schedule", config.eps_schedule, EPS_SCHEDULES))
+        if config.eps_schedule == "exponential" and min(config.eps_start, config.eps_end) <= 0:
+            raise ConfigError("--eps-schedule exponential needs --eps-start and --eps-end > 0 "
+                              "(a geometric decay never reaches 0); use linear or a small positive --eps-end")
 
 
 def _unknown(what: str, value: str, choices) -> str:

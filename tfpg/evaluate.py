@@ -46,6 +46,9 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
         from gymnasium.wrappers import RecordVideo
 
         env = RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
+    if stochastic and "sample" not in loaded.signatures:
+        raise ConfigError(f"the {metadata.get('algorithm', '?')} model at {path} has no sampling policy "
+                          "(it acts greedily on Q-values); drop --stochastic")
     act = loaded.sample if stochastic else loaded.greedy
     returns = []
     try:

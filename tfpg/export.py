@@ -2,10 +2,14 @@
 
 The exported directory loads with `tf.saved_model.load` in a process that has only TensorFlow:
 
-  serving_default(observations) -> {"action"}   greedy / deterministic action
-  sample(observations)          -> {"action"}   an action drawn from the policy
-  distribution(observations)    -> {"logits"}   the distribution's parameters
+  serving_default(observations) -> {"action"}   greedy / deterministic action (every policy)
+  sample(observations)          -> {"action"}   an action drawn from the policy    (stochastic policies)
+  distribution(observations)    -> {"logits"}   the distribution's parameters      (stochastic policies)
+  q_values(observations)        -> {"q_values"} one value per action               (Q-learning policies)
   metadata_json                 a tf.string Variable: algorithm, env id, spaces, steps, reward_100
+
+Which members a policy gets follows from what it offers: `sample` and `logits` make a stochastic
+policy, `q_values` a value-based one; `mode` (the greedy action) is required.
 
 A SavedModel is a program: load only exports from sources you trust.
 """
@@ -44,9 +48,21 @@ class ExportedPolicy(tf.Module):
         def distribution(observations):
             return {"logits": policy.logits(observations)}
 
+        def q_values(observations):
+            return {"q_values": policy.q_values(observations)}
+
         self.greedy = tf.function(greedy, input_signature=[spec])
-        self.sample = tf.function(sample, input_signature=[spec])
-        self.distribution = tf.function(distribution, input_signature=[spec])
+        if hasattr(policy, "sample") and hasattr(policy, "logits"):
+            self.sample = tf.function(sample, input_signature=[spec])
+            self.distribution = tf.function(distribution, input_signature=[spec])
+        if hasattr(policy, "q_values"):
+            self.q_values = tf.function(q_values, input_signature=[spec])
+
+    def serving_signatures(self) -> dict:
+        """{signature name: tf.function} for the members this policy has."""
+        names = {"serving_default": "greedy", "sample": "sample", "distribution": "distribution",
+                 "q_values": "q_values"}
+        return {sig: getattr(self, attr) for sig, attr in names.items() if hasattr(self, attr)}
 
 
 def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) -> str:
@@ -68,8 +84,7 @@ def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) ->
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
     delay = float(os.environ.get("TFPG_TEST_EXPORT_DELAY", "0"))   # test hook: widen the kill windows
     try:
-        tf.saved_model.save(module, tmp, signatures={
-            "serving_default": module.greedy, "sample": module.sample, "distribution": module.distribution})
+        tf.saved_model.save(module, tmp, signatures=module.serving_signatures())
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
         if delay:

@@ -43,6 +43,7 @@ class CategoricalPolicy:
         # Calling the traced graph directly skips tf.function's per-call argument binding,
         # about half the cost of a small policy call on CPU.
         self._act_graph = self.act.get_concrete_function()
+        self._mode_graph = tf.function(self.mode, input_signature=[self.obs_spec]).get_concrete_function()
 
     @property
     def variables(self):
@@ -66,6 +67,10 @@ class CategoricalPolicy:
     def act_numpy(self, obs: np.ndarray) -> np.ndarray:
         """One batched policy call per vector step: numpy observations in, numpy actions out."""
         return self._act_graph(tf.convert_to_tensor(obs, tf.float32)).numpy()
+
+    def greedy_numpy(self, obs: np.ndarray) -> np.ndarray:
+        """The greedy action for a batch of numpy observations (used by greedy evaluation)."""
+        return self._mode_graph(tf.convert_to_tensor(obs, tf.float32)).numpy()
 
 
 def make_policy(observation_space, action_space, hidden, seed) -> CategoricalPolicy:

@@ -1,4 +1,8 @@
-"""Collecting complete episodes from a vector env with one batched policy call per vector step."""
+"""Stepping vector envs with one batched policy call per vector step, NEXT_STEP autoreset handled.
+
+EpisodeCollector hands back complete episodes (policy gradient); TransitionStepper hands back
+the single transitions of each vector step (replay-based methods such as DQN).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -185,3 +189,58 @@ class NStepCollector:
             bootstrap_discounts=targets.bootstrap_discounts[keep], bootstrap_mask=targets.bootstrap_mask[keep])
         self._rows = self._rows[m:]
         return batch
+
+
+@dataclass
+class Transitions:
+    """The real transitions of one vector step, one row per live sub-env."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray   # at an episode's end: its final observation, not the reset one
+    terminated: np.ndarray
+    truncated: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+class TransitionStepper:
+    """Steps `envs` one vector step at a time and returns that step's transitions (s, a, r, s').
+
+    With NEXT_STEP autoreset the step that ends an episode returns the episode's final observation:
+    that is the transition's s' whether the episode terminated or was truncated (a time-limit end
+    still has a value to bootstrap from). The sub-env's following step is a reset, not a
+    transition: it is dropped and not counted.
+
+    `on_episode(returns, lengths)` receives gymnasium's RecordEpisodeStatistics figures.
+    """
+
+    def __init__(self, envs: gym.vector.VectorEnv,
+                 on_episode: Callable[[np.ndarray, np.ndarray], None] | None = None):
+        self.envs = envs
+        self.on_episode = on_episode
+        self.observations, _ = envs.reset()
+        self._resetting = np.zeros(envs.num_envs, dtype=bool)   # this sub-env's next step is an autoreset
+        self.env_steps = 0
+
+    def restart(self, seed: int) -> None:
+        """Re-seed and reset every env, dropping the episodes in progress (used at checkpoints)."""
+        self.observations, _ = self.envs.reset(seed=seed)
+        self._resetting[:] = False
+
+    def step(self, actions: np.ndarray) -> Transitions:
+        obs = self.observations
+        next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        out = Transitions(obs, np.asarray(actions), rewards, next_obs, terminated, truncated)
+        live = ~self._resetting
+        if not live.all():
+            out = Transitions(*(np.asarray(a)[live] for a in (obs, actions, rewards, next_obs, terminated, truncated)))
+        self.env_steps += len(out)
+        self._resetting = (terminated | truncated) & live
+        self.observations = next_obs
+        if self.on_episode is not None and "episode" in info:
+            mask = info["_episode"]
+            self.on_episode(info["episode"]["r"][mask], info["episode"]["l"][mask])
+        return out

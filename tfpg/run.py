@@ -14,6 +14,7 @@ import numpy as np
 
 from tfpg import envs as envs_lib
 from tfpg.checkpoint import TrainingCheckpoint, env_reset_seed
+from tfpg import evaluation
 from tfpg.config import RunConfig
 from tfpg.export import export_policy
 from tfpg.logger import EpisodeStats, RunLogger
@@ -31,8 +32,12 @@ class RunResult:
     episodes: int
     reward_100: float
     solved: bool
-    train_seconds: float
+    train_seconds: float                # includes the time spent in greedy evaluations
     interrupted_by: int | None = None   # signal number if stopped by SIGINT/SIGTERM
+    eval_reward: float = math.nan       # mean return of the last greedy evaluation
+    eval_env_steps: int = 0             # env steps when it ran
+    eval_seconds: float = 0.0           # time spent in greedy evaluations
+    evaluations: int = 0
 
     @property
     def steps_per_s(self) -> float:
@@ -44,11 +49,17 @@ class Run:
 
     The algorithm owns its loop: it registers what a checkpoint must hold (`attach`), calls
     `resume` when continuing, `episode_done` from the collector, `update_finite` after each
-    gradient step, `log` after each update, `after_update` (which checkpoints when due and
-    returns the env re-seed to apply, if any), `should_stop`, and `finish` once.
+    gradient step, `log` after each update, `after_steps` whenever env steps were taken (it runs
+    the greedy evaluations that are due), `after_update` (which checkpoints when due and returns
+    the env re-seed to apply, if any), `should_stop`, and `finish` once.
+
+    Greedy evaluation (config.eval_every > 0) runs `greedy_act`, a batched numpy
+    observations -> actions callable, for config.eval_episodes episodes in a separate vector env
+    and logs `eval/reward`; with config.stop_on == "eval" its mean is the stop test.
     """
 
-    def __init__(self, config: RunConfig, run_dir: str, export_path: str | None, resuming: bool = False):
+    def __init__(self, config: RunConfig, run_dir: str, export_path: str | None,
+                 greedy_act: Callable[[np.ndarray], np.ndarray] | None = None, resuming: bool = False):
         self.config = config
         self.run_dir = run_dir
         self.export_path = export_path
@@ -72,6 +83,15 @@ class Run:
                 self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread (e.g. tests driving train() from a thread)
                 pass
+        self.greedy_act = greedy_act
+        if config.eval_every and greedy_act is None:
+            raise ValueError(f"--eval-every needs a greedy policy, which {config.algo} did not provide")
+        self._eval_envs = None
+        self._next_eval = config.eval_every
+        self.eval_reward = math.nan
+        self.eval_env_steps = 0
+        self.eval_seconds = 0.0
+        self.evaluations = 0
 
     # --- signals -------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
@@ -95,6 +115,9 @@ class Run:
             "run/recent_returns": np.array(self.stats.recent, dtype=np.float64),
             "run/nonfinite_updates": np.int64(self.nonfinite_updates),
             "run/train_seconds": np.float64(self.train_seconds),
+            "run/next_eval": np.int64(self._next_eval), "run/eval_reward": np.float64(self.eval_reward),
+            "run/eval_env_steps": np.int64(self.eval_env_steps), "run/evaluations": np.int64(self.evaluations),
+            "run/eval_seconds": np.float64(self.eval_seconds),
             **{f"algo/{k}": v for k, v in self._get_state().items()},
         }
 
@@ -109,6 +132,11 @@ class Run:
         self.stats.recent.extend(state["run/recent_returns"].tolist())
         self.nonfinite_updates = int(state["run/nonfinite_updates"])
         self._seconds_before = float(state["run/train_seconds"])
+        self._next_eval = int(state["run/next_eval"])
+        self.eval_reward = float(state["run/eval_reward"])
+        self.eval_env_steps = int(state["run/eval_env_steps"])
+        self.evaluations = int(state["run/evaluations"])
+        self.eval_seconds = float(state["run/eval_seconds"])
         self._set_state({k[len("algo/"):]: v for k, v in state.items() if k.startswith("algo/")})
         if self.config.checkpoint_every:
             every = self.config.checkpoint_every
@@ -128,6 +156,10 @@ class Run:
         and continues exactly as the uninterrupted one.
         """
         self.updates += 1
+        return self.checkpoint_if_due()
+
+    def checkpoint_if_due(self) -> int | None:
+        """Save a checkpoint if `checkpoint_every` env steps have passed; returns the env re-seed or None."""
         if self._next_checkpoint is None or self.env_steps < self._next_checkpoint:
             return None
         self.save_checkpoint()
@@ -173,18 +205,52 @@ class Run:
         self.logger.scalars(env_steps, values)
         self.logger.progress(env_steps, self.stats.reward_100, steps_per_s)
 
+    def after_steps(self, env_steps: int) -> None:
+        """Record progress; run a greedy evaluation if one is due."""
+        self.env_steps = env_steps
+        if self.config.eval_every and env_steps >= self._next_eval:
+            self.evaluate()
+            while self._next_eval <= env_steps:
+                self._next_eval += self.config.eval_every
+
+    def evaluate(self) -> np.ndarray:
+        """Greedy returns of config.eval_episodes episodes, logged as eval/reward (mean) and eval/reward_std."""
+        t0 = time.perf_counter()
+        if self._eval_envs is None:
+            self._eval_envs = evaluation.make_eval_env(self.config.env_id, self.config.eval_episodes,
+                                                       self.config.vector_mode)
+        # Seeds apart from the training envs' (seed, seed+1, ...), the same at every evaluation.
+        returns = evaluation.evaluate_returns(self.greedy_act, self._eval_envs, self.config.eval_episodes,
+                                              seed=self.config.seed + 1_000_000)
+        self.eval_reward = float(returns.mean())
+        self.eval_env_steps = self.env_steps
+        self.evaluations += 1
+        self.eval_seconds += time.perf_counter() - t0
+        self.logger.scalars(self.env_steps, {"eval/reward": self.eval_reward, "eval/reward_std": returns.std()})
+        return returns
+
+    def solved(self) -> bool:
+        threshold = self.config.stop_reward
+        if self.config.stop_on == "eval":
+            return threshold is not None and self.eval_reward >= threshold
+        return self.stats.solved(threshold)
+
     def should_stop(self) -> bool:
-        return (self.interrupted_by is not None or self.env_steps >= self.config.total_steps
-                or self.stats.solved(self.config.stop_reward))
+        return self.interrupted_by is not None or self.env_steps >= self.config.total_steps or self.solved()
 
     def finish(self, policy, observation_space, action_space) -> RunResult:
         seconds = self.train_seconds
         if self.interrupted_by is not None:
             self.save_checkpoint()
+        elif self.config.eval_every and self.eval_env_steps != self.env_steps:
+            # A final greedy evaluation of the policy being exported, unless the last one saw it.
+            self.evaluate()
+        if self._eval_envs is not None:
+            self._eval_envs.close()
         self.logger.close()
         result = RunResult(self.run_dir, self.export_path, self.env_steps, self.stats.episodes,
-                           self.stats.reward_100, self.stats.solved(self.config.stop_reward), seconds,
-                           self.interrupted_by)
+                           self.stats.reward_100, self.solved(), seconds, self.interrupted_by, self.eval_reward,
+                           self.eval_env_steps, self.eval_seconds, self.evaluations)
         if self.export_path:
             metadata = {
                 "algorithm": self.config.algo, "policy": policy.kind, "env_id": self.config.env_id,
@@ -194,6 +260,8 @@ class Run:
                 "reward_100": None if math.isnan(result.reward_100) else result.reward_100,
                 "config": self.config.to_dict(),
             }
+            if result.evaluations:
+                metadata["eval_reward"] = result.eval_reward
             # The path was checked when the run started; replacing this run's own earlier export
             # (written at an interrupt) is what a resumed run must do.
             export_policy(policy, metadata, self.export_path, overwrite=True)

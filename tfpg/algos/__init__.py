@@ -11,7 +11,7 @@ from tfpg.config import RunConfig
 from tfpg.errors import ConfigError
 
 # Which action spaces each algorithm's policy can drive.
-ACTION_SPACES = {"reinforce": (gym.spaces.Discrete,)}
+ACTION_SPACES = {"reinforce": (gym.spaces.Discrete,), "dqn": (gym.spaces.Discrete,)}
 
 
 def check_run(config: RunConfig) -> tuple[str, str | None]:
@@ -101,4 +101,8 @@ def run_algorithm(config: RunConfig, run_dir: str, export_path: str | None, resu
         from tfpg.algos import reinforce
 
         return reinforce.train(config, run_dir, export_path, resume=resume)
+    if config.algo == "dqn":
+        from tfpg.algos import dqn
+
+        return dqn.train(config, run_dir, export_path, resume=resume)
     raise ConfigError(f"unknown algorithm {config.algo!r}")

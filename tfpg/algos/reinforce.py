@@ -154,7 +154,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                              lr=config.critic_lr, epochs=config.critic_epochs)
 
     envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
-    run = Run(config, run_dir, export_path, resuming=resume)
+    run = Run(config, run_dir, export_path, greedy_act=policy.greedy_numpy, resuming=resume)
     run.attach({"policy": policy.model, "optimizer": optimizer, "policy_rng": policy.rng, **baseline.trackables()},
                get_state=baseline.state, set_state=baseline.load)
     if config.returns == "nstep":
@@ -221,6 +221,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
             metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
                            batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)))
             run.log(collector.env_steps, metrics)
+            run.after_steps(collector.env_steps)
             reseed = run.after_update()
             if reseed is not None:
                 collector.restart(reseed)

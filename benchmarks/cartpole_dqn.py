@@ -1,0 +1,55 @@
+"""Time DQN to a greedy evaluation mean >= 475 on CartPole-v1: training seconds and env steps, per seed.
+
+    python benchmarks/cartpole_dqn.py [--seeds 0 1 2] [--preset dqn-cartpole] [--readme]
+
+The preset evaluates the greedy policy every few thousand env steps (10 episodes) and stops once
+their mean reaches 475; training seconds include those evaluations. The training reward_100 at
+that point is reported too: it runs with epsilon-greedy exploration and so understates the greedy
+policy. Seeds run one after another (never two trainings at once on a 2-core machine); results go
+to benchmarks/results/cartpole_dqn.json and, with --readme, into the README's table.
+"""
+import argparse
+
+from common import machine, med_range, run_training, save, write_readme_section
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--preset", nargs="+", default=["dqn-cartpole"])
+    p.add_argument("--extra", default="", help="extra train.py flags, quoted")
+    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = p.parse_args()
+    rows = []
+    for preset in args.preset:
+        runs = []
+        for seed in args.seeds:
+            r = run_training(["--preset", preset, *args.extra.split()], seed)
+            print(f"{preset} seed {seed}: solved={r['solved']} {r['env_steps']:,} steps, train {r['train_seconds']:.2f} s "
+                  f"(evaluations {r['eval_seconds']:.2f} s), process {r['process_wall_s']:.1f} s, eval {r['eval_reward']:.1f}, "
+                  f"reward_100 {r['reward_100']:.1f}, {r['steps_per_s']:,.0f} steps/s", flush=True)
+            runs.append(r)
+        rows.append({"preset": preset, "runs": runs})
+    lines = ["| preset | solved | train s to greedy 475 | process wall s | env steps to greedy 475 "
+             "| training reward_100 then | env steps/s |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        runs = row["runs"]
+        lines.append(
+            f"| `{row['preset']}` | {sum(r['solved'] for r in runs)}/{len(runs)} "
+            f"| {med_range(r['train_seconds'] for r in runs)} | {med_range(r['process_wall_s'] for r in runs)} "
+            f"| {med_range((r['env_steps'] for r in runs), '{:,.0f}')} "
+            f"| {med_range(r['reward_100'] for r in runs)} "
+            f"| {med_range((r['steps_per_s'] for r in runs), '{:,.0f}')} |")
+    m = machine()
+    table = "\n".join(lines) + (f"\n\nMedian [min–max] over seeds {', '.join(map(str, args.seeds))}; "
+                                f"{m['cpus']} cores, Python {m['python']}, {m['date']}; "
+                                "`python benchmarks/cartpole_dqn.py --readme`.")
+    print(table)
+    save("cartpole_dqn.json", {"machine": m, "rows": rows})
+    if args.readme:
+        write_readme_section("cartpole-dqn", table)
+
+
+if __name__ == "__main__":
+    main()
