@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from tfpg.config import (CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS, PRESETS,
-                         RETURN_KINDS, UPDATE_RULES, BASELINE_KINDS, VECTOR_MODES, build_config)
+                         RETURN_KINDS, UPDATE_RULES, BASELINE_KINDS, VECTOR_MODES, POLICY_KINDS, ACTIVATIONS,
+                         build_config)
 from tfpg import algos
 from tfpg.errors import ConfigError
 
@@ -67,8 +68,17 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--run-name", help="folder name of the run (default: <algo>-<env>-s<seed>-<time>)")
     g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bar")
+    g.add_argument("--eval-every", type=int,
+                   help=f"greedy evaluation every N env steps, logged as eval/reward; 0 = off (default: {d['eval_every']})")
+    g.add_argument("--eval-episodes", type=int, help=f"episodes per evaluation (default: {d['eval_episodes']})")
     g = p.add_argument_group("policy gradient")
+    g.add_argument("--policy", choices=POLICY_KINDS,
+                   help="auto: categorical for Discrete actions, diagonal gaussian for Box actions (default: auto)")
     g.add_argument("--hidden", type=_hidden, help=f"hidden layer widths, comma separated (default: {','.join(map(str, d['hidden']))})")
+    g.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation of the policy (default: {d['activation']})")
+    g.add_argument("--normalize-obs", type=_bool, metavar="{true,false}",
+                   help="running mean/var observation normalisation inside the policy (exported with it) "
+                        f"(default: {d['normalize_obs']})")
     g.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d['lr']})")
     g.add_argument("--adam-eps", type=float, help=f"Adam epsilon (default: {d['adam_eps']})")
     g.add_argument("--gamma", type=float, help=f"discount factor (default: {d['gamma']})")
@@ -76,8 +86,11 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"complete episodes in each update batch (default: {d['episodes_per_update']})")
     g.add_argument("--returns", choices=RETURN_KINDS,
                    help="reward_to_go: G_t from step t on; total: G_0 for every step (CS285); nstep: "
-                        f"sum of the next --n-steps discounted rewards, no complete episodes needed (default: {d['returns']})")
+                        "sum of the next --n-steps discounted rewards, no complete episodes needed; lambda: TD(lambda) "
+                        f"returns from the learned baseline, i.e. GAE advantages (default: {d['returns']})")
     g.add_argument("--n-steps", type=int, help=f"window of --returns nstep (default: {d['n_steps']})")
+    g.add_argument("--gae-lambda", type=float,
+                   help=f"lambda of --returns lambda: TD(lambda) returns, GAE(lambda) advantages (default: {d['gae_lambda']})")
     g.add_argument("--update", choices=UPDATE_RULES,
                    help="batch: one step on the mean over all steps (1/sum T_i); episode: one step per episode (1/T); "
                         f"step: one step per transition (default: {d['update']})")

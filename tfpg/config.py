@@ -32,6 +32,8 @@ class RunConfig:
     overwrite: bool = False
     run_name: str | None = None
     progress: bool = True
+    eval_every: int = 0                 # deterministic evaluation every this many env steps; 0: never
+    eval_episodes: int = 10             # episodes per evaluation (seeds 10_000, 10_001, ...)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -49,11 +51,15 @@ class ReinforceConfig(RunConfig):
     """
 
     algo: str = "reinforce"
+    policy: str = "auto"                # auto (Discrete -> categorical, Box -> gaussian) | categorical | gaussian
+    activation: str = "relu"            # hidden-layer activation of the policy network: relu | tanh
+    normalize_obs: bool = False         # running mean/var observation normalisation inside the policy
     gamma: float = 0.99
     lr: float = 0.01
     adam_eps: float = 1e-7
-    returns: str = "reward_to_go"       # reward_to_go | total | nstep
+    returns: str = "reward_to_go"       # reward_to_go | total | nstep | lambda
     n_steps: int = 10                   # for returns=nstep (the book's REWARD_STEPS)
+    gae_lambda: float = 0.95            # for returns=lambda: TD(lambda) returns, advantages = GAE(lambda)
     update: str = "batch"               # batch (1/sum T_i) | episode (1/T per episode) | step (per transition)
     episodes_per_update: int = 4        # complete episodes per update (episode returns)
     steps_per_update: int = 0           # at least this many steps per update; for nstep: the batch size
@@ -76,7 +82,9 @@ class ReinforceConfig(RunConfig):
 
 
 CONFIG_CLASSES: dict[str, type[RunConfig]] = {"reinforce": ReinforceConfig}
-RETURN_KINDS = ("reward_to_go", "total", "nstep")
+RETURN_KINDS = ("reward_to_go", "total", "nstep", "lambda")
+POLICY_KINDS = ("auto", "categorical", "gaussian")   # mirrors tfpg.policies (no TensorFlow import here)
+ACTIVATIONS = ("relu", "tanh")
 UPDATE_RULES = ("batch", "episode", "step")
 BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 VECTOR_MODES = ("auto", "sync", "async", "vector_entry_point")
@@ -130,12 +138,37 @@ PRESETS: dict[str, Preset] = {
                  episodes_per_update=2, returns="reward_to_go", normalize=True, baseline="none",
                  stop_reward=475.0, total_steps=1_000_000),
         ),
+        Preset(
+            "lunarlander-pg",
+            "reinforce",
+            "Gaussian PG on LunarLanderContinuous-v3 tuned to reach reward_100 >= 200 within 1M steps",
+            "tfpg (tuned; see the README's LunarLanderContinuous results)",
+            dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=16, vector_mode="sync",
+                 hidden=(64, 64), activation="tanh", normalize_obs=True, gamma=0.99, returns="lambda",
+                 gae_lambda=0.95, baseline="critic", critic_hidden=(64, 64), critic_lr=1e-3, critic_epochs=20,
+                 normalize=True, steps_per_update=8000, episodes_per_update=1, update="episode",
+                 reuse_epochs=4, is_clip=2.0, lr=3e-4, grad_clip=0.5, entropy_beta=0.0,
+                 stop_reward=200.0, total_steps=1_000_000, eval_every=100_000, eval_episodes=10),
+        ),
+        Preset(
+            "seed004-lunarlander",
+            "reinforce",
+            "the post's Gaussian REINFORCE: mean net 32-32 relu, free log-std, gamma 0.97, >= 3000 steps of "
+            "complete episodes per update, scikit-learn linear baseline, standardised advantages, Adam 1e-3",
+            "Gaussian policy gradient on LunarLanderContinuous (REFERENCE.md 004); TF1 Adam defaults (eps 1e-8)",
+            dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=8, vector_mode="sync",
+                 hidden=(32, 32), activation="relu", normalize_obs=False, gamma=0.97, returns="reward_to_go",
+                 baseline="linear", normalize=True, steps_per_update=3000, episodes_per_update=1,
+                 update="batch", lr=1e-3, adam_eps=1e-8, entropy_beta=0.0, grad_clip=0.0,
+                 stop_reward=200.0, total_steps=1_500_000),
+        ),
     ]
 }
 
 # The preset used when only --algo / --env are given.
 DEFAULT_PRESETS: dict[tuple[str, str], str] = {
     ("reinforce", "CartPole-v1"): "cartpole-reinforce",
+    ("reinforce", "LunarLanderContinuous-v3"): "lunarlander-pg",
 }
 DEFAULT_ALGO = "reinforce"
 DEFAULT_ENV = "CartPole-v1"
@@ -192,8 +225,10 @@ def validate(config: RunConfig) -> None:
         if hi is not None and v > hi:
             raise ConfigError(f"{flag} must be <= {hi}, got {v!r}")
 
-    for name in ("total_steps", "num_envs"):
+    for name in ("total_steps", "num_envs", "eval_episodes"):
         positive_int(name)
+    if not isinstance(config.eval_every, int) or isinstance(config.eval_every, bool) or config.eval_every < 0:
+        raise ConfigError(f"--eval-every must be a non-negative integer, got {config.eval_every!r}")
     if not isinstance(config.seed, int) or isinstance(config.seed, bool) or not 0 <= config.seed < 2**31:
         raise ConfigError(f"--seed must be an integer in [0, 2**31), got {config.seed!r}")
     finite("lr", 0.0, 1.0, lo_open=True)
@@ -221,11 +256,15 @@ def validate(config: RunConfig) -> None:
             v = getattr(config, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a non-negative integer, got {v!r}")
-        for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS)):
+        finite("gae_lambda", 0.0, 1.0)
+        for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS),
+                              ("policy", POLICY_KINDS), ("activation", ACTIVATIONS)):
             if getattr(config, name) not in choices:
                 raise ConfigError(_unknown("--" + name, getattr(config, name), choices))
         if not config.critic_hidden or any(not isinstance(h, int) or h <= 0 for h in config.critic_hidden):
             raise ConfigError(f"--critic-hidden must be positive layer widths like 64,64, got {config.critic_hidden!r}")
+        if config.returns == "lambda" and config.baseline not in ("linear", "critic"):
+            raise ConfigError("--returns lambda needs a learned value function: add --baseline critic (or linear)")
         if config.returns == "nstep":
             if config.update == "episode":
                 raise ConfigError("--update episode needs complete episodes; use --returns reward_to_go or total, "

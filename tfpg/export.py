@@ -2,9 +2,11 @@
 
 The exported directory loads with `tf.saved_model.load` in a process that has only TensorFlow:
 
-  serving_default(observations) -> {"action"}   greedy / deterministic action
-  sample(observations)          -> {"action"}   an action drawn from the policy
-  distribution(observations)    -> {"logits"}   the distribution's parameters
+  serving_default(observations) -> {"action"}   greedy / deterministic action (Gaussian: the mean,
+                                                 clipped to the action bounds)
+  sample(observations)          -> {"action"}   an action drawn from the policy, clipped to the bounds
+  distribution(observations)    -> the distribution's parameters: {"logits"} (categorical),
+                                   {"mean", "log_std"} (Gaussian, unclipped mean)
   metadata_json                 a tf.string Variable: algorithm, env id, spaces, steps, reward_100
 
 A SavedModel is a program: load only exports from sources you trust.
@@ -25,9 +27,14 @@ FORMAT_VERSION = 1
 
 
 class ExportedPolicy(tf.Module):
+    """Tracks what the policy's graph reads (`policy.trackables`: the Keras model, a Gaussian's
+    log-std, the observation statistics) and traces the three signatures from the policy's own
+    methods, so raw observations in give exactly the in-process actions out."""
+
     def __init__(self, policy, metadata: dict):
         super().__init__(name="tfpg_policy")
-        self.model = policy.model
+        for name, trackable in policy.trackables.items():
+            setattr(self, name, trackable)
         self.rng = tf.random.Generator.from_non_deterministic_state()
         self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False, dtype=tf.string)
         spec = tf.TensorSpec([None, *policy.observation_space.shape],
@@ -37,10 +44,11 @@ class ExportedPolicy(tf.Module):
             return {"action": policy.mode(observations)}
 
         def sample(observations):
-            return {"action": policy.sample(observations, tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32))}
+            seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
+            return {"action": policy.clip_action(policy.sample(observations, seed))}
 
         def distribution(observations):
-            return {"logits": policy.logits(observations)}
+            return policy.distribution_params(observations)
 
         self.greedy = tf.function(greedy, input_signature=[spec])
         self.sample = tf.function(sample, input_signature=[spec])

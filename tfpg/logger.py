@@ -1,4 +1,4 @@
-"""Training metrics: TensorBoard scalars and hparams, the run's config file, a progress bar."""
+"""Training metrics: TensorBoard scalars, histograms and hparams, the run's config file, a progress bar."""
 from __future__ import annotations
 
 import json
@@ -73,6 +73,12 @@ class RunLogger:
                 value = float(value)
                 if not math.isnan(value):
                     tf.summary.scalar(name, value)
+
+    def histograms(self, step: int, values: dict) -> None:
+        """TensorBoard histograms (e.g. the actions of a batch, one per action dimension)."""
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.histogram(name, np.asarray(value))
 
     def progress(self, step: int, reward_100: float, steps_per_s: float) -> None:
         if self._bar is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -10,6 +11,9 @@ from tfpg import envs as envs_lib
 from tfpg.config import RunConfig
 from tfpg.export import export_policy
 from tfpg.logger import EpisodeStats, RunLogger
+
+# Evaluation episodes use their own seeds, far from the training envs' (seed, seed+1, ...).
+EVAL_SEED = 10_000
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Run:
         self.stats = EpisodeStats()
         self.logger = RunLogger(run_dir, config.to_dict(), config.total_steps, progress=config.progress)
         self.env_steps = 0
+        self.eval_reward = math.nan      # the latest deterministic evaluation
+        self._evaluations = 0
         self._t0: float | None = None
 
     def start_clock(self) -> None:
@@ -63,11 +69,31 @@ class Run:
         self.logger.scalars(env_steps, values)
         self.logger.progress(env_steps, self.stats.reward_100, steps_per_s)
 
+    def maybe_evaluate(self, env_steps: int, greedy_actions_fn) -> None:
+        """Every `eval_every` env steps: mean greedy return over `eval_episodes` fixed-seed
+        episodes, logged as eval/reward (its time counts as training time)."""
+        every = self.config.eval_every
+        if every and env_steps // every > self._evaluations:
+            self._evaluations = env_steps // every
+            self.evaluate(env_steps, greedy_actions_fn)
+
+    def evaluate(self, env_steps: int, greedy_actions_fn) -> float:
+        from tfpg.evaluation import evaluate_policy
+
+        returns = evaluate_policy(greedy_actions_fn, self.config.env_id, self.config.eval_episodes, EVAL_SEED)
+        self.eval_reward = float(returns.mean())
+        self.logger.scalars(env_steps, {"eval/reward": self.eval_reward, "eval/reward_std": float(returns.std())})
+        return self.eval_reward
+
     def should_stop(self) -> bool:
         return self.env_steps >= self.config.total_steps or self.stats.solved(self.config.stop_reward)
 
     def finish(self, policy, observation_space, action_space) -> RunResult:
+        """With evaluation on, a last one scores the final policy (eval_reward in summary.json;
+        not counted in train_seconds)."""
         seconds = self.train_seconds
+        if self.config.eval_every:
+            self.evaluate(self.env_steps, policy.greedy_numpy)
         self.logger.close()
         result = RunResult(self.run_dir, self.export_path, self.env_steps, self.stats.episodes,
                            self.stats.reward_100, self.stats.solved(self.config.stop_reward), seconds)
@@ -80,7 +106,7 @@ class Run:
                 "reward_100": result.reward_100, "config": self.config.to_dict(),
             }
             export_policy(policy, metadata, self.export_path, overwrite=self.config.overwrite)
-        summary = {**result.__dict__, "steps_per_s": result.steps_per_s}
+        summary = {**result.__dict__, "steps_per_s": result.steps_per_s, "eval_reward": self.eval_reward}
         with open(os.path.join(self.run_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
         return result

@@ -10,7 +10,8 @@ implemented as the surrogate loss, over the steps of one update batch,
 
 with
     G_t  reward-to-go sum_{k>=t} gamma^(k-t) r_k, the whole-episode return G_0 (CS285's first
-         estimator), or the n-step return sum_{k<n} gamma^k r_{t+k} (+ gamma^n V(s_{t+n}));
+         estimator), the n-step return sum_{k<n} gamma^k r_{t+k} (+ gamma^n V(s_{t+n})), or the
+         TD(lambda) return V(s_t) + sum_k (gamma lambda)^k delta_{t+k} (then A_t is GAE(lambda));
     A_t  = G_t - b(s_t), b a baseline (none, mean, moving, linear, critic), optionally standardised;
     w_t  = 1 on-policy; when a batch is reused for K gradient steps, the importance ratio
          pi_theta(a_t|s_t) / pi_old(a_t|s_t) (first-order off-policy PG, optionally truncated),
@@ -20,6 +21,11 @@ Update rules (the batch-REINFORCE post): `batch` takes one step on the mean over
 the batch (normalised by sum_i T_i); `episode` one step per episode (1/T); `step` one step per
 transition. A learned baseline (linear or critic) also bootstraps what was cut short: a
 time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
+
+The policy is categorical (Discrete actions, softmax over logits) or a diagonal Gaussian (Box
+actions, state-independent log-std); the algorithm only sees log pi, H and the distribution's
+parameters, so every option above works with both. With --normalize-obs the policy's running
+observation statistics are updated from each collected batch before the update uses it.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from tfpg import envs as envs_lib
 from tfpg import returns as returns_lib
 from tfpg.baselines import explained_variance, make_baseline
 from tfpg.config import ReinforceConfig
+from tfpg.algos import policy_kind
 from tfpg.policies import make_policy
 from tfpg.rollout import EpisodeCollector, NStepCollector
 from tfpg.run import Run, RunResult
@@ -84,16 +91,17 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
 
     @tf.function(input_signature=[policy.obs_spec, policy.action_spec, vec, vec])
     def update(observations, actions, advantages, old_log_probs):
+        params_before = policy.distribution_params(observations)
         with tf.GradientTape() as tape:
-            dist, losses = policy_gradient_loss(policy, observations, actions, advantages, entropy_beta,
-                                                old_log_probs, is_clip)
+            _, losses = policy_gradient_loss(policy, observations, actions, advantages, entropy_beta,
+                                             old_log_probs, is_clip)
         grads = tape.gradient(losses["loss_total"], variables)
         stats = gradient_stats(grads)
         if grad_clip > 0:
             grads, _ = tf.clip_by_global_norm(grads, grad_clip)
         optimizer.apply_gradients(zip(grads, variables))
         # KL(before || after) on the same batch, just after the step: how far one update moved the policy.
-        before = tfd.Categorical(logits=tf.stop_gradient(dist.logits_parameter()))
+        before = policy.distribution_from_params(tf.nest.map_structure(tf.stop_gradient, params_before))
         after = policy.distribution(observations)
         kl = tf.reduce_mean(tfd.kl_divergence(before, after))
         # Sample estimate of KL(pi_old || pi_theta) (actions were drawn from pi_old): the drift
@@ -130,10 +138,15 @@ def _segments(lengths) -> list[slice]:
     return [slice(int(e - n), int(e)) for n, e in zip(lengths, ends)]
 
 
+# Action histograms cost a summary write per dimension: log them every this many updates.
+HISTOGRAM_EVERY = 10
+
+
 def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> RunResult:
     keras.utils.set_random_seed(config.seed)
     spaces = envs_lib.env_spaces(config.env_id)
-    policy = make_policy(spaces.observation_space, spaces.action_space, config.hidden, config.seed)
+    policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
+                         spaces.action_space, config.hidden, config.seed, config.normalize_obs, config.activation)
     optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
     optimizer.build(policy.variables)
     update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip)
@@ -142,14 +155,16 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
     flat_gradient = make_flat_policy_gradient(policy)
     obs_dim = int(np.prod(spaces.observation_space.shape))
     baseline = make_baseline(config.baseline, obs_dim, window=config.baseline_window, hidden=config.critic_hidden,
-                             lr=config.critic_lr, epochs=config.critic_epochs)
+                             lr=config.critic_lr, epochs=config.critic_epochs, features=policy.features)
+    action_dtype = policy.action_spec.dtype.as_numpy_dtype
 
     envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
     run = Run(config, run_dir, export_path)
     if config.returns == "nstep":
-        collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done)
+        collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done,
+                                   to_env=policy.env_action)
     else:
-        collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done)
+        collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done, to_env=policy.env_action)
     num_updates = 0
     run.start_clock()
     try:
@@ -157,6 +172,8 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
             # 1. Collect a batch and estimate G_t for each of its steps.
             if config.returns == "nstep":
                 batch = collector.collect(min_transitions=config.steps_per_update)
+                if policy.normalizer is not None:
+                    policy.normalizer.update(batch.observations)
                 returns = batch.partial_returns
                 if baseline.learned:
                     returns = returns + batch.bootstrap_discounts * batch.bootstrap_mask * \
@@ -165,16 +182,22 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
                 groups = [slice(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(batch.num_steps), n_groups)]
             else:
                 batch = collector.collect(min_episodes=config.episodes_per_update, min_steps=config.steps_per_update)
+                if policy.normalizer is not None:  # before any value is predicted on this batch
+                    policy.normalizer.update(batch.observations)
                 if config.returns == "total":
                     returns = returns_lib.total_return(batch.rewards, batch.lengths, config.gamma)
                 else:
                     bootstrap = None
                     if baseline.learned:  # a time-limit end is not a terminal state: add gamma^(T-t) V(s_T)
                         bootstrap = np.where(batch.terminated, 0.0, baseline.values(batch.final_observations))
-                    returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
+                    if config.returns == "lambda":
+                        returns = returns_lib.lambda_returns(batch.rewards, baseline.values(batch.observations),
+                                                             batch.lengths, config.gamma, config.gae_lambda, bootstrap)
+                    else:
+                        returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
                 groups = _segments(batch.lengths)
             observations = batch.observations.astype(np.float32)
-            actions = batch.actions.astype(np.int32)
+            actions = batch.actions.astype(action_dtype)
 
             # 2. Advantages A_t = G_t - b(s_t), the baseline fitted on earlier batches only.
             values = baseline.values(observations)
@@ -201,8 +224,14 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
             if baseline.learned:
                 metrics["explained_variance"] = explained_variance(values, returns)
             metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
-                           batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)))
+                           batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)),
+                           **policy.diagnostics())
             run.log(collector.env_steps, metrics)
+            if num_updates % HISTOGRAM_EVERY == 1 and actions.ndim == 2:
+                env_actions = policy.env_action(actions)
+                run.logger.histograms(collector.env_steps, {f"actions/dim_{d}": env_actions[:, d]
+                                                            for d in range(actions.shape[1])})
+            run.maybe_evaluate(collector.env_steps, policy.greedy_numpy)
     finally:
         envs.close()
     return run.finish(policy, spaces.observation_space, spaces.action_space)
