@@ -15,9 +15,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
-def run_training(args: list[str], seed: int) -> dict:
+def run_training(args: list[str], seed: int, curves: tuple[str, ...] = ()) -> dict:
     """Run `train.py ARGS --seed S` in a fresh process; wall seconds of the whole process plus
-    the run's summary.json (training seconds from the first env step, env steps, reward_100)."""
+    the run's summary.json (training seconds from the first env step, env steps, reward_100),
+    and under "curves" the [(env_step, value)] series of the TensorBoard tags in `curves`."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, os.path.join(ROOT, "train.py"), *args, "--seed", str(seed), "--no-export",
                "--no-progress", "--logdir", tmp, "--run-name", "bench"]
@@ -28,8 +29,23 @@ def run_training(args: list[str], seed: int) -> dict:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
         with open(os.path.join(tmp, "bench", "summary.json")) as f:
             summary = json.load(f)
+        if curves:
+            summary["curves"] = read_curves(os.path.join(tmp, "bench"), curves)
     summary.update(seed=seed, process_wall_s=wall)
     return summary
+
+
+def read_curves(run_dir: str, tags) -> dict:
+    """{tag: [(env_step, value), ...]} from a run's TensorBoard events."""
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    acc = EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    acc.Reload()
+    have = set(acc.Tags()["tensors"])
+    return {tag: [(e.step, float(np.asarray(tensor_util.make_ndarray(e.tensor_proto)))) for e in acc.Tensors(tag)]
+            for tag in tags if tag in have}
 
 
 def med_range(values, fmt="{:.1f}") -> str:
