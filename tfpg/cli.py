@@ -75,6 +75,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--policy", choices=POLICY_KINDS,
                    help="auto: categorical for Discrete actions, diagonal gaussian for Box actions (default: auto)")
     g.add_argument("--hidden", type=_hidden, help=f"hidden layer widths, comma separated (default: {','.join(map(str, d['hidden']))})")
+    g.add_argument("--log-std-init", type=float,
+                   help=f"initial log-std of the Gaussian policy, a trainable vector (default: {d['log_std_init']})")
     g.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation of the policy (default: {d['activation']})")
     g.add_argument("--normalize-obs", type=_bool, metavar="{true,false}",
                    help="running mean/var observation normalisation inside the policy (exported with it) "
@@ -93,7 +95,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"lambda of --returns lambda: TD(lambda) returns, GAE(lambda) advantages (default: {d['gae_lambda']})")
     g.add_argument("--update", choices=UPDATE_RULES,
                    help="batch: one step on the mean over all steps (1/sum T_i); episode: one step per episode (1/T); "
-                        f"step: one step per transition (default: {d['update']})")
+                        "step: one step per transition; minibatch: one step per shuffled minibatch of "
+                        f"--minibatch-size steps (default: {d['update']})")
+    g.add_argument("--minibatch-size", type=int, help=f"steps per minibatch of --update minibatch (default: {d['minibatch_size']})")
     g.add_argument("--steps-per-update", type=int,
                    help="collect at least this many steps of complete episodes per update; with --returns nstep, "
                         f"the transitions per batch (default: {d['steps_per_update']})")
@@ -113,6 +117,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="gradient steps per batch; > 1 weights each term by pi/pi_old (importance sampling) "
                         f"(default: {d['reuse_epochs']})")
     g.add_argument("--is-clip", type=float, help=f"truncate importance ratios at this value, 0 = off (default: {d['is_clip']})")
+    g.add_argument("--target-kl", type=float,
+                   help="stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this, 0 = off "
+                        f"(default: {d['target_kl']})")
     g.add_argument("--grad-var-every", type=int,
                    help=f"log grad_var, the variance of per-episode gradient estimates, every N updates; 0 = off "
                         f"(default: {d['grad_var_every']})")

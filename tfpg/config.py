@@ -54,13 +54,15 @@ class ReinforceConfig(RunConfig):
     policy: str = "auto"                # auto (Discrete -> categorical, Box -> gaussian) | categorical | gaussian
     activation: str = "relu"            # hidden-layer activation of the policy network: relu | tanh
     normalize_obs: bool = False         # running mean/var observation normalisation inside the policy
+    log_std_init: float = 0.0           # initial log-std of the Gaussian policy (0: sigma = 1, as in the post)
     gamma: float = 0.99
     lr: float = 0.01
     adam_eps: float = 1e-7
     returns: str = "reward_to_go"       # reward_to_go | total | nstep | lambda
     n_steps: int = 10                   # for returns=nstep (the book's REWARD_STEPS)
     gae_lambda: float = 0.95            # for returns=lambda: TD(lambda) returns, advantages = GAE(lambda)
-    update: str = "batch"               # batch (1/sum T_i) | episode (1/T per episode) | step (per transition)
+    update: str = "batch"               # batch (1/sum T_i) | episode (1/T per episode) | step | minibatch
+    minibatch_size: int = 256           # for update=minibatch: steps per shuffled minibatch
     episodes_per_update: int = 4        # complete episodes per update (episode returns)
     steps_per_update: int = 0           # at least this many steps per update; for nstep: the batch size
     baseline: str = "none"              # none | mean | moving | linear | critic
@@ -73,6 +75,7 @@ class ReinforceConfig(RunConfig):
     grad_clip: float = 0.0              # global L2-norm clip; 0 disables
     reuse_epochs: int = 1               # gradient steps per batch; > 1 uses importance weights
     is_clip: float = 0.0                # truncate importance ratios at this value; 0 disables
+    target_kl: float = 0.0              # stop reusing a batch once KL(pi_old || pi) exceeds this; 0 disables
     grad_var_every: int = 0             # measure gradient variance every this many updates; 0: never
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +88,7 @@ CONFIG_CLASSES: dict[str, type[RunConfig]] = {"reinforce": ReinforceConfig}
 RETURN_KINDS = ("reward_to_go", "total", "nstep", "lambda")
 POLICY_KINDS = ("auto", "categorical", "gaussian")   # mirrors tfpg.policies (no TensorFlow import here)
 ACTIVATIONS = ("relu", "tanh")
-UPDATE_RULES = ("batch", "episode", "step")
+UPDATE_RULES = ("batch", "episode", "step", "minibatch")
 BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 VECTOR_MODES = ("auto", "sync", "async", "vector_entry_point")
 
@@ -250,13 +253,16 @@ def validate(config: RunConfig) -> None:
         finite("grad_clip", 0.0)
         finite("critic_lr", 0.0, 1.0, lo_open=True)
         finite("is_clip", 0.0)
-        for name in ("episodes_per_update", "n_steps", "baseline_window", "critic_epochs", "reuse_epochs"):
+        finite("target_kl", 0.0)
+        for name in ("episodes_per_update", "n_steps", "baseline_window", "critic_epochs", "reuse_epochs",
+                     "minibatch_size"):
             positive_int(name)
         for name in ("steps_per_update", "grad_var_every"):
             v = getattr(config, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a non-negative integer, got {v!r}")
         finite("gae_lambda", 0.0, 1.0)
+        finite("log_std_init", -5.0, 2.0)
         for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS),
                               ("policy", POLICY_KINDS), ("activation", ACTIVATIONS)):
             if getattr(config, name) not in choices:

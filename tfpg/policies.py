@@ -133,7 +133,8 @@ class CategoricalPolicy(MLPPolicy):
 class GaussianPolicy(MLPPolicy):
     """pi(a|s) = N(a; mu_theta(s), diag(sigma^2)) for a Box action space, sigma = exp(log_std).
 
-    log_std is a free trainable vector (state-independent, initialised to 0, i.e. sigma = 1):
+    log_std is a free trainable vector (state-independent, initialised to `log_std_init`, by
+    default 0, i.e. sigma = 1):
 
         log pi(a|s) = sum_d [ -(a_d - mu_d)^2 / (2 sigma_d^2) - log sigma_d - 1/2 log 2 pi ]
         H(pi(.|s))  = sum_d [ 1/2 log(2 pi e) + log sigma_d ]
@@ -148,12 +149,12 @@ class GaussianPolicy(MLPPolicy):
     needs_space = gym.spaces.Box
 
     def __init__(self, observation_space, action_space, hidden=(64, 64), seed: int = 0,
-                 normalize_obs: bool = False, activation: str = "relu"):
+                 normalize_obs: bool = False, activation: str = "relu", log_std_init: float = 0.0):
         if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) != 1:
             raise ConfigError(f"the gaussian policy needs a flat Box action space, got {action_space}")
         if isinstance(action_space, gym.spaces.Box):  # else the base class raises the one-line error
             self.action_shape = tuple(action_space.shape)
-            self.log_std = tf.Variable(tf.zeros(self.action_shape), name="log_std")
+            self.log_std = tf.Variable(tf.fill(self.action_shape, float(log_std_init)), name="log_std")
             self.low = tf.constant(action_space.low, tf.float32)
             self.high = tf.constant(action_space.high, tf.float32)
         super().__init__(observation_space, action_space, hidden, seed, normalize_obs, activation)
@@ -196,6 +197,7 @@ POLICIES = {"categorical": CategoricalPolicy, "gaussian": GaussianPolicy}
 
 
 def make_policy(kind: str, observation_space, action_space, hidden, seed, normalize_obs: bool = False,
-                activation: str = "relu") -> MLPPolicy:
+                activation: str = "relu", log_std_init: float = 0.0) -> MLPPolicy:
     """`kind` is categorical or gaussian (resolve "auto" with `tfpg.algos.policy_kind` first)."""
-    return POLICIES[kind](observation_space, action_space, hidden, seed, normalize_obs, activation)
+    extra = {"log_std_init": log_std_init} if kind == "gaussian" else {}
+    return POLICIES[kind](observation_space, action_space, hidden, seed, normalize_obs, activation, **extra)

@@ -19,7 +19,8 @@ with
 
 Update rules (the batch-REINFORCE post): `batch` takes one step on the mean over all steps of
 the batch (normalised by sum_i T_i); `episode` one step per episode (1/T); `step` one step per
-transition. A learned baseline (linear or critic) also bootstraps what was cut short: a
+transition; `minibatch` one step per shuffled minibatch of M steps. With reuse, `target_kl`
+stops the epochs early once the sampled KL(pi_old || pi_theta) on the batch exceeds it. A learned baseline (linear or critic) also bootstraps what was cut short: a
 time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
 
 The policy is categorical (Discrete actions, softmax over logits) or a diagonal Gaussian (Box
@@ -146,7 +147,8 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
     keras.utils.set_random_seed(config.seed)
     spaces = envs_lib.env_spaces(config.env_id)
     policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
-                         spaces.action_space, config.hidden, config.seed, config.normalize_obs, config.activation)
+                         spaces.action_space, config.hidden, config.seed, config.normalize_obs, config.activation,
+                         config.log_std_init)
     optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
     optimizer.build(policy.variables)
     update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip)
@@ -165,6 +167,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
                                    to_env=policy.env_action)
     else:
         collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done, to_env=policy.env_action)
+    shuffle_rng = np.random.default_rng(config.seed)
     num_updates = 0
     run.start_clock()
     try:
@@ -207,14 +210,23 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
 
             # 3. Gradient steps by the chosen update rule; K > 1 reuses the batch with IS weights.
             old_log_probs = log_prob(observations, actions).numpy()
-            slices = {"batch": [slice(None)], "episode": groups,
-                      "step": [slice(t, t + 1) for t in range(len(actions))]}[config.update]
             metrics: dict[str, float] = {}
             for epoch in range(config.reuse_epochs):
+                if config.update == "minibatch":   # a fresh shuffle every epoch
+                    order = shuffle_rng.permutation(len(actions))
+                    slices = [order[i:i + config.minibatch_size] for i in range(0, len(order), config.minibatch_size)]
+                else:
+                    slices = {"batch": [slice(None)], "episode": groups,
+                              "step": [slice(t, t + 1) for t in range(len(actions))]}[config.update]
                 steps = [update(observations[s], actions[s], advantages[s], old_log_probs[s]) for s in slices]
                 metrics = {k: float(np.mean([m[k] for m in steps])) for k in steps[0]}
                 if config.reuse_epochs > 1:
                     metrics[f"reuse/kl_epoch_{epoch + 1}"] = metrics["kl"]
+                    if config.target_kl > 0:  # early stop: sampled KL(pi_old || pi_theta) on the whole batch
+                        kl_old = float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
+                        if kl_old > config.target_kl:
+                            break
+            metrics["reuse/epochs"] = epoch + 1
             num_updates += 1
             if config.grad_var_every and num_updates % config.grad_var_every == 0 and len(groups) > 1:
                 metrics["grad_var"] = gradient_variance(flat_gradient, observations, actions, advantages, groups)
