@@ -81,6 +81,7 @@ def test_evaluate_refuses_mismatched_env(tiny_run):
     (["--policy", "beta"], "invalid choice: 'beta'"),
     (["--returns", "lambda"], "--returns lambda needs a learned value function"),
     (["--eval-every", "-1"], "--eval-every must be a non-negative integer"),
+    (["--export-best", "true"], "--export-best needs evaluations to choose from"),
     (["--gamma", "1.5"], "--gamma must be <= 1.0"),
     (["--num-envs", "0"], "--num-envs must be a positive integer"),
     (["--hidden", "12,x"], "expected layer widths"),

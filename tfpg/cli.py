@@ -71,6 +71,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-every", type=int,
                    help=f"greedy evaluation every N env steps, logged as eval/reward; 0 = off (default: {d['eval_every']})")
     g.add_argument("--eval-episodes", type=int, help=f"episodes per evaluation (default: {d['eval_episodes']})")
+    g.add_argument("--export-best", type=_bool, metavar="{true,false}",
+                   help="export the policy of the best greedy evaluation instead of the last one (needs --eval-every) "
+                        f"(default: {d['export_best']})")
     g = p.add_argument_group("policy gradient")
     g.add_argument("--policy", choices=POLICY_KINDS,
                    help="auto: categorical for Discrete actions, diagonal gaussian for Box actions (default: auto)")

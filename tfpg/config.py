@@ -34,6 +34,7 @@ class RunConfig:
     progress: bool = True
     eval_every: int = 0                 # deterministic evaluation every this many env steps; 0: never
     eval_episodes: int = 10             # episodes per evaluation (seeds 10_000, 10_001, ...)
+    export_best: bool = False           # export the policy of the best evaluation, not the last one
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -232,6 +233,8 @@ def validate(config: RunConfig) -> None:
         positive_int(name)
     if not isinstance(config.eval_every, int) or isinstance(config.eval_every, bool) or config.eval_every < 0:
         raise ConfigError(f"--eval-every must be a non-negative integer, got {config.eval_every!r}")
+    if config.export_best and not config.eval_every:
+        raise ConfigError("--export-best needs evaluations to choose from: add --eval-every N")
     if not isinstance(config.seed, int) or isinstance(config.seed, bool) or not 0 <= config.seed < 2**31:
         raise ConfigError(f"--seed must be an integer in [0, 2**31), got {config.seed!r}")
     finite("lr", 0.0, 1.0, lo_open=True)

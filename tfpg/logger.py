@@ -18,10 +18,13 @@ class EpisodeStats:
     def __init__(self, window: int = 100):
         self.window = window
         self.recent: deque[float] = deque(maxlen=window)
+        self.recent_lengths: deque[int] = deque(maxlen=window)
         self.episodes = 0
         self.last_return = math.nan
 
     def add(self, returns, lengths=None) -> None:
+        if lengths is not None:
+            self.recent_lengths.extend(int(n) for n in np.asarray(lengths).ravel())
         for r in np.asarray(returns, dtype=np.float64).ravel():
             self.recent.append(float(r))
             self.episodes += 1
@@ -30,6 +33,10 @@ class EpisodeStats:
     @property
     def reward_100(self) -> float:
         return float(np.mean(self.recent)) if self.recent else math.nan
+
+    @property
+    def length_100(self) -> float:
+        return float(np.mean(self.recent_lengths)) if self.recent_lengths else math.nan
 
     @property
     def full(self) -> bool:

@@ -106,6 +106,17 @@ class MLPPolicy:
     def diagnostics(self) -> dict:
         return {}
 
+    def _state_variables(self) -> list:
+        return [v for t in self.trackables.values() for v in (t.weights if hasattr(t, "weights") else [t])]
+
+    def get_state(self) -> list[np.ndarray]:
+        """Copies of every variable the policy's graph reads (weights, log-std, obs statistics)."""
+        return [v.numpy().copy() for v in self._state_variables()]
+
+    def set_state(self, state: list[np.ndarray]) -> None:
+        for v, value in zip(self._state_variables(), state, strict=True):
+            v.assign(value)
+
 
 class CategoricalPolicy(MLPPolicy):
     """pi(a|s) = softmax(f_theta(s))_a for a Discrete action space."""

@@ -47,6 +47,7 @@ class Run:
         self.env_steps = 0
         self.eval_reward = math.nan      # the latest deterministic evaluation
         self._evaluations = 0
+        self._best: tuple | None = None  # (eval reward, env steps, policy state)
         self._t0: float | None = None
 
     def start_clock(self) -> None:
@@ -65,17 +66,21 @@ class Run:
         seconds = self.train_seconds
         steps_per_s = env_steps / seconds if seconds > 0 else 0.0
         values = {"reward": self.stats.last_return, "reward_100": self.stats.reward_100,
-                  "episodes": self.stats.episodes, "steps_per_second": steps_per_s, **metrics}
+                  "episodes": self.stats.episodes, "length_100": self.stats.length_100,
+                  "steps_per_second": steps_per_s, **metrics}
         self.logger.scalars(env_steps, values)
         self.logger.progress(env_steps, self.stats.reward_100, steps_per_s)
 
-    def maybe_evaluate(self, env_steps: int, greedy_actions_fn) -> None:
+    def maybe_evaluate(self, env_steps: int, policy) -> None:
         """Every `eval_every` env steps: mean greedy return over `eval_episodes` fixed-seed
-        episodes, logged as eval/reward (its time counts as training time)."""
+        episodes, logged as eval/reward (its time counts as training time). With `export_best`,
+        the policy's variables at the best evaluation so far are kept for the export."""
         every = self.config.eval_every
         if every and env_steps // every > self._evaluations:
             self._evaluations = env_steps // every
-            self.evaluate(env_steps, greedy_actions_fn)
+            reward = self.evaluate(env_steps, policy.greedy_numpy)
+            if self.config.export_best and (self._best is None or reward > self._best[0]):
+                self._best = (reward, env_steps, policy.get_state())
 
     def evaluate(self, env_steps: int, greedy_actions_fn) -> float:
         from tfpg.evaluation import evaluate_policy
@@ -92,8 +97,12 @@ class Run:
         """With evaluation on, a last one scores the final policy (eval_reward in summary.json;
         not counted in train_seconds)."""
         seconds = self.train_seconds
+        exported_from = {"env_steps": self.env_steps}
         if self.config.eval_every:
-            self.evaluate(self.env_steps, policy.greedy_numpy)
+            exported_from["eval_reward"] = self.evaluate(self.env_steps, policy.greedy_numpy)
+            if self._best is not None and self._best[0] > self.eval_reward:
+                policy.set_state(self._best[2])
+                exported_from = {"env_steps": self._best[1], "eval_reward": self._best[0]}
         self.logger.close()
         result = RunResult(self.run_dir, self.export_path, self.env_steps, self.stats.episodes,
                            self.stats.reward_100, self.stats.solved(self.config.stop_reward), seconds)
@@ -104,6 +113,7 @@ class Run:
                 "action_space": envs_lib.space_to_dict(action_space),
                 "env_steps": result.env_steps, "episodes": result.episodes,
                 "reward_100": result.reward_100, "config": self.config.to_dict(),
+                "exported_from": exported_from,
             }
             export_policy(policy, metadata, self.export_path, overwrite=self.config.overwrite)
         summary = {**result.__dict__, "steps_per_s": result.steps_per_s, "eval_reward": self.eval_reward}

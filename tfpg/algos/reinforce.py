@@ -243,7 +243,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None) -> Run
                 env_actions = policy.env_action(actions)
                 run.logger.histograms(collector.env_steps, {f"actions/dim_{d}": env_actions[:, d]
                                                             for d in range(actions.shape[1])})
-            run.maybe_evaluate(collector.env_steps, policy.greedy_numpy)
+            run.maybe_evaluate(collector.env_steps, policy)
     finally:
         envs.close()
     return run.finish(policy, spaces.observation_space, spaces.action_space)
