@@ -15,6 +15,10 @@ PINNED = {
     "seed002-batch-reinforce": dict(algo="reinforce", env_id="CartPole-v1", hidden=(128,), gamma=1.0,
                                     episodes_per_update=2, update="batch", normalize=True, baseline="none",
                                     num_envs=1),
+    "seed004-lunarlander": dict(algo="reinforce", env_id="LunarLanderContinuous-v3", policy="gaussian",
+                                hidden=(32, 32), activation="relu", log_std_init=0.0, gamma=0.97,
+                                steps_per_update=3000, baseline="linear", normalize=True, lr=1e-3,
+                                normalize_obs=False, entropy_beta=0.0, reuse_epochs=1, update="batch"),
 }
 
 

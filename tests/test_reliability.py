@@ -47,6 +47,52 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
                                _logits(str(tmp_path / "models" / "full"), obs), rtol=1e-5, atol=1e-6)
 
 
+# DQN: 2 envs, learning from 500 steps, 8 gradient steps every 8 vector steps, checkpoints every 2k.
+SMALL_DQN = dict(num_envs=2, hidden=(32,), learning_starts=500, train_freq=8, gradient_steps=8, batch_size=32,
+                 target_sync=16, eps_decay_steps=3000, eval_every=0, stop_on="train", stop_reward=None,
+                 checkpoint_every=2000, log_every=500)
+
+
+def _train_dqn(tmp_path, name, total_steps, resume=False, **extra):
+    config = build_config("dqn", "CartPole-v1", None, dict(
+        SMALL_DQN, seed=5, total_steps=total_steps, progress=False, logdir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "models"), run_name=name, **extra))
+    if resume:
+        return run_algorithm(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
+    return run_algorithm(config, *prepare_paths(config))
+
+
+def _q_values(path, obs):
+    return tf.saved_model.load(path).signatures["q_values"](observations=tf.constant(obs))["q_values"].numpy()
+
+
+@pytest.mark.parametrize("replay", [True, False])
+def test_dqn_resume_reproduces_the_uninterrupted_run(tmp_path, replay):
+    """With the replay buffer in the checkpoint the resumed run is exact; without it, the buffer
+    refills with --learning-starts random steps and the run still ends on its budget."""
+    full = _train_dqn(tmp_path, "full", 8_000, checkpoint_replay=replay)
+    part = _train_dqn(tmp_path, "part", 4_000, checkpoint_replay=replay)
+    resumed = _train_dqn(tmp_path, "part", 8_000, resume=True, checkpoint_replay=replay)
+    assert part.env_steps < full.env_steps
+    obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    q_full, q_resumed = _q_values(str(tmp_path / "models" / "full"), obs), _q_values(str(tmp_path / "models" / "part"), obs)
+    if replay:
+        assert resumed.env_steps == full.env_steps and resumed.episodes == full.episodes
+        np.testing.assert_allclose(q_resumed, q_full, rtol=1e-4, atol=1e-5)
+    else:   # other experience after the resume, so other episode ends; the budget still holds
+        assert 8_000 <= resumed.env_steps < 8_000 + SMALL_DQN["num_envs"]
+        assert not np.allclose(q_resumed, q_full, rtol=1e-4, atol=1e-5)
+
+
+def test_dqn_poisoned_update_is_skipped_and_counted(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFPG_TEST_POISON_UPDATES", "3")
+    _train_dqn(tmp_path, "dqn-nan", 2_000)
+    summary = json.loads((tmp_path / "runs" / "dqn-nan" / "summary.json").read_text())
+    assert summary["nonfinite_updates"] == 1
+    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    assert np.isfinite(_q_values(str(tmp_path / "models" / "dqn-nan"), obs)).all()
+
+
 def _spawn(args, cwd, **env):
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -82,7 +128,7 @@ def test_sigkill_at_several_points_then_resume_completes_exactly(tmp_path):
 
     run = ["--run-name", "k", "--no-export"]
     # 1. killed while its 2nd checkpoint is being written (data files on disk, state file not yet updated)
-    p = _spawn(SMALL_FLAGS + budget + run, tmp_path, TFPG_TEST_CHECKPOINT_DELAY="30")
+    p = _spawn(SMALL_FLAGS + budget + run, tmp_path, TFPG_TEST_CHECKPOINT_DELAY="3")
     _wait_for(p, "checkpoint data written", count=2)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -94,7 +140,7 @@ def test_sigkill_at_several_points_then_resume_completes_exactly(tmp_path):
     p.wait()
     _all_checkpoints_load(str(tmp_path / "runs" / "k"))
     # 3. resumed again, killed while writing the next checkpoint
-    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, TFPG_TEST_CHECKPOINT_DELAY="30")
+    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, TFPG_TEST_CHECKPOINT_DELAY="3")
     _wait_for(p, "checkpoint data written")
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -160,7 +206,7 @@ def test_a_killed_export_leaves_the_old_export_or_none(tmp_path, marker, expect)
     env = dict(os.environ, PYTHONPATH=ROOT)
     subprocess.run([sys.executable, "-c", EXPORTER, target, "1"], env=env, check=True, capture_output=True)
     p = subprocess.Popen([sys.executable, "-c", EXPORTER, target, "2"], text=True, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, env=dict(env, TFPG_TEST_EXPORT_DELAY="30"))
+                         stderr=subprocess.DEVNULL, env=dict(env, TFPG_TEST_EXPORT_DELAY="3"))
     _wait_for(p, marker)
     p.send_signal(signal.SIGKILL)
     p.wait()

@@ -121,3 +121,31 @@ def test_n_step_without_bootstrap_is_the_books_discounted_sum():
     targets = n_step_targets(rewards, terminated, np.zeros_like(terminated), 0.5, 4)
     np.testing.assert_allclose(targets.partial_returns[:, 0][:6], [1.875, 1.875, 1.875, 1.75, 1.5, 1.0])
     assert not targets.bootstrap_mask[2:6, 0].any() and targets.bootstrap_mask[:2, 0].all()
+
+
+def test_lambda_returns_are_gae_plus_values_and_reduce_to_known_cases():
+    from tfpg.returns import lambda_returns
+
+    rng = np.random.default_rng(5)
+    lengths = np.array([6, 4])
+    rewards = rng.normal(size=10)
+    values = rng.normal(size=10)
+    bootstrap = np.array([0.0, 2.5])            # first terminated, second truncated
+    gamma, lam = 0.9, 0.8
+    # GAE by its definition: A_t = sum_k (gamma lam)^k delta_{t+k}, V after the last step = bootstrap.
+    expected, start = [], 0
+    for e, length in enumerate(lengths):
+        v = np.r_[values[start:start + length], bootstrap[e]]
+        r = rewards[start:start + length]
+        deltas = r + gamma * v[1:] - v[:-1]
+        for t in range(length):
+            expected.append(sum((gamma * lam) ** k * deltas[t + k] for k in range(length - t)) + v[t])
+        start += length
+    np.testing.assert_allclose(lambda_returns(rewards, values, lengths, gamma, lam, bootstrap), expected, rtol=1e-5)
+    # lambda = 1: the bootstrapped reward-to-go, whatever the values.
+    np.testing.assert_allclose(lambda_returns(rewards, values, lengths, gamma, 1.0, bootstrap),
+                               reward_to_go(rewards, lengths, gamma, bootstrap), rtol=1e-5, atol=1e-5)
+    # lambda = 0: the one-step TD target r_t + gamma V(s_{t+1}).
+    td = lambda_returns(rewards, values, lengths, gamma, 0.0, bootstrap)
+    assert td[2] == pytest.approx(rewards[2] + gamma * values[3], rel=1e-5)
+    assert td[5] == pytest.approx(rewards[5], rel=1e-5) and td[9] == pytest.approx(rewards[9] + gamma * 2.5, rel=1e-5)

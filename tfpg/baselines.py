@@ -122,12 +122,16 @@ class LinearBaseline(NoBaseline):
 
 
 class CriticBaseline(NoBaseline):
-    """V_phi(s), a Keras MLP trained by its own compiled step on 0.5 * mean((V(s) - G)^2)."""
+    """V_phi(s), a Keras MLP trained by its own compiled step on 0.5 * mean((V(s) - G)^2).
+
+    `features` (a TF function of the observations, e.g. the policy's running normalisation)
+    is applied before the network.
+    """
 
     name = "critic"
     learned = True
 
-    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1):
+    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1, features=None):
         import keras
         import tensorflow as tf
 
@@ -137,16 +141,17 @@ class CriticBaseline(NoBaseline):
         self.optimizer = keras.optimizers.Adam(learning_rate=lr)
         self.optimizer.build(self.model.trainable_variables)
         self.epochs = epochs
+        features = features or (lambda obs: obs)
         spec = tf.TensorSpec([None, obs_dim], tf.float32)
 
         @tf.function(input_signature=[spec])
         def predict(obs):
-            return self.model(obs)[:, 0]
+            return self.model(features(obs))[:, 0]
 
         @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.float32)])
         def train_step(obs, returns):
             with tf.GradientTape() as tape:
-                value_loss = 0.5 * tf.reduce_mean(tf.square(self.model(obs)[:, 0] - returns))
+                value_loss = 0.5 * tf.reduce_mean(tf.square(self.model(features(obs))[:, 0] - returns))
             variables = self.model.trainable_variables
             self.optimizer.apply_gradients(zip(tape.gradient(value_loss, variables), variables))
             return value_loss
@@ -171,7 +176,7 @@ BASELINES = ("none", "mean", "moving", "linear", "critic")
 
 
 def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(64, 64), lr: float = 1e-3,
-                  epochs: int = 1):
+                  epochs: int = 1, features=None):
     if kind == "none":
         return NoBaseline()
     if kind == "mean":
@@ -181,7 +186,7 @@ def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(6
     if kind == "linear":
         return LinearBaseline(obs_dim)
     if kind == "critic":
-        return CriticBaseline(obs_dim, hidden, lr, epochs)
+        return CriticBaseline(obs_dim, hidden, lr, epochs, features)
     raise ValueError(f"unknown baseline {kind!r}")
 
 

@@ -5,9 +5,9 @@ import argparse
 import os
 import sys
 
-from tfpg.config import (CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS, EPS_SCHEDULES, LOSS_KINDS,
-                         PRESETS, RETURN_KINDS, UPDATE_RULES, BASELINE_KINDS, STOP_ON, VECTOR_MODES,
-                         build_config)
+from tfpg.config import (ACTIVATIONS, BASELINE_KINDS, CONFIG_CLASSES, DEFAULT_ALGO, DEFAULT_ENV, DEFAULT_PRESETS,
+                         EPS_SCHEDULES, LOSS_KINDS, POLICY_KINDS, PRESETS, RETURN_KINDS, STOP_ON, UPDATE_RULES,
+                         VECTOR_MODES, build_config)
 from tfpg import algos
 from tfpg.errors import ConfigError
 
@@ -82,8 +82,19 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (runs/<run-name>) from its latest checkpoint with its saved "
                         "configuration; only --total-steps and --no-progress may be given with it")
+    g.add_argument("--export-best", type=_bool, metavar="{true,false}",
+                   help="export the policy of the best greedy evaluation instead of the last one (needs --eval-every) "
+                        f"(default: {d['export_best']})")
     g = p.add_argument_group("policy gradient")
+    g.add_argument("--policy", choices=POLICY_KINDS,
+                   help="auto: categorical for Discrete actions, diagonal gaussian for Box actions (default: auto)")
     g.add_argument("--hidden", type=_hidden, help=f"hidden layer widths, comma separated (default: {','.join(map(str, d['hidden']))})")
+    g.add_argument("--log-std-init", type=float,
+                   help=f"initial log-std of the Gaussian policy, a trainable vector (default: {d['log_std_init']})")
+    g.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation of the policy (default: {d['activation']})")
+    g.add_argument("--normalize-obs", type=_bool, metavar="{true,false}",
+                   help="running mean/var observation normalisation inside the policy (exported with it) "
+                        f"(default: {d['normalize_obs']})")
     g.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d['lr']})")
     g.add_argument("--adam-eps", type=float, help=f"Adam epsilon (default: {d['adam_eps']})")
     g.add_argument("--gamma", type=float, help=f"discount factor (default: {d['gamma']})")
@@ -91,11 +102,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"complete episodes in each update batch (default: {d['episodes_per_update']})")
     g.add_argument("--returns", choices=RETURN_KINDS,
                    help="reward_to_go: G_t from step t on; total: G_0 for every step (CS285); nstep: "
-                        f"sum of the next --n-steps discounted rewards, no complete episodes needed (default: {d['returns']})")
+                        "sum of the next --n-steps discounted rewards, no complete episodes needed; lambda: TD(lambda) "
+                        f"returns from the learned baseline, i.e. GAE advantages (default: {d['returns']})")
     g.add_argument("--n-steps", type=int, help=f"window of --returns nstep (default: {d['n_steps']})")
+    g.add_argument("--gae-lambda", type=float,
+                   help=f"lambda of --returns lambda: TD(lambda) returns, GAE(lambda) advantages (default: {d['gae_lambda']})")
     g.add_argument("--update", choices=UPDATE_RULES,
                    help="batch: one step on the mean over all steps (1/sum T_i); episode: one step per episode (1/T); "
-                        f"step: one step per transition (default: {d['update']})")
+                        "step: one step per transition; minibatch: one step per shuffled minibatch of "
+                        f"--minibatch-size steps (default: {d['update']})")
+    g.add_argument("--minibatch-size", type=int, help=f"steps per minibatch of --update minibatch (default: {d['minibatch_size']})")
     g.add_argument("--steps-per-update", type=int,
                    help="collect at least this many steps of complete episodes per update; with --returns nstep, "
                         f"the transitions per batch (default: {d['steps_per_update']})")
@@ -115,6 +131,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="gradient steps per batch; > 1 weights each term by pi/pi_old (importance sampling) "
                         f"(default: {d['reuse_epochs']})")
     g.add_argument("--is-clip", type=float, help=f"truncate importance ratios at this value, 0 = off (default: {d['is_clip']})")
+    g.add_argument("--target-kl", type=float,
+                   help="stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this, 0 = off "
+                        f"(default: {d['target_kl']})")
     g.add_argument("--grad-var-every", type=int,
                    help=f"log grad_var, the variance of per-episode gradient estimates, every N updates; 0 = off "
                         f"(default: {d['grad_var_every']})")

@@ -37,6 +37,7 @@ class RunConfig:
     progress: bool = True
     checkpoint_every: int = 0           # env steps between checkpoints; 0: only on interrupt
     max_nonfinite: int = 5              # stop after this many non-finite updates in a row
+    export_best: bool = False           # export the policy of the best evaluation, not the last one
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -54,12 +55,18 @@ class ReinforceConfig(RunConfig):
     """
 
     algo: str = "reinforce"
+    policy: str = "auto"                # auto (Discrete -> categorical, Box -> gaussian) | categorical | gaussian
+    activation: str = "relu"            # hidden-layer activation of the policy network: relu | tanh
+    normalize_obs: bool = False         # running mean/var observation normalisation inside the policy
+    log_std_init: float = 0.0           # initial log-std of the Gaussian policy (0: sigma = 1, as in the post)
     gamma: float = 0.99
     lr: float = 0.01
     adam_eps: float = 1e-7
-    returns: str = "reward_to_go"       # reward_to_go | total | nstep
+    returns: str = "reward_to_go"       # reward_to_go | total | nstep | lambda
     n_steps: int = 10                   # for returns=nstep (the book's REWARD_STEPS)
-    update: str = "batch"               # batch (1/sum T_i) | episode (1/T per episode) | step (per transition)
+    gae_lambda: float = 0.95            # for returns=lambda: TD(lambda) returns, advantages = GAE(lambda)
+    update: str = "batch"               # batch (1/sum T_i) | episode (1/T per episode) | step | minibatch
+    minibatch_size: int = 256           # for update=minibatch: steps per shuffled minibatch
     episodes_per_update: int = 4        # complete episodes per update (episode returns)
     steps_per_update: int = 0           # at least this many steps per update; for nstep: the batch size
     baseline: str = "none"              # none | mean | moving | linear | critic
@@ -72,6 +79,7 @@ class ReinforceConfig(RunConfig):
     grad_clip: float = 0.0              # global L2-norm clip; 0 disables
     reuse_epochs: int = 1               # gradient steps per batch; > 1 uses importance weights
     is_clip: float = 0.0                # truncate importance ratios at this value; 0 disables
+    target_kl: float = 0.0              # stop reusing a batch once KL(pi_old || pi) exceeds this; 0 disables
     grad_var_every: int = 0             # measure gradient variance every this many updates; 0: never
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,8 +88,10 @@ class ReinforceConfig(RunConfig):
         return d
 
 
-RETURN_KINDS = ("reward_to_go", "total", "nstep")
-UPDATE_RULES = ("batch", "episode", "step")
+RETURN_KINDS = ("reward_to_go", "total", "nstep", "lambda")
+POLICY_KINDS = ("auto", "categorical", "gaussian")   # mirrors tfpg.policies (no TensorFlow import here)
+ACTIVATIONS = ("relu", "tanh")
+UPDATE_RULES = ("batch", "episode", "step", "minibatch")
 BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 
 
@@ -199,6 +209,30 @@ PRESETS: dict[str, Preset] = {
                  eps_start=1.0, eps_end=0.05, eps_decay_steps=10_000, eps_schedule="linear",
                  stop_on="train", stop_reward=475.0, total_steps=200_000),
         ),
+        Preset(
+            "lunarlander-pg",
+            "reinforce",
+            "Gaussian PG on LunarLanderContinuous-v3 tuned to reach reward_100 >= 200 within 1M steps",
+            "tfpg (tuned; see the README's LunarLanderContinuous results)",
+            dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=16, vector_mode="sync",
+                 hidden=(64, 64), activation="tanh", normalize_obs=True, gamma=0.99, returns="lambda",
+                 gae_lambda=0.95, baseline="critic", critic_hidden=(64, 64), critic_lr=1e-3, critic_epochs=20,
+                 normalize=True, steps_per_update=8000, episodes_per_update=1, update="episode",
+                 reuse_epochs=4, is_clip=2.0, lr=3e-4, grad_clip=0.5, entropy_beta=0.0,
+                 stop_reward=200.0, total_steps=1_000_000, eval_every=100_000, eval_episodes=10),
+        ),
+        Preset(
+            "seed004-lunarlander",
+            "reinforce",
+            "the post's Gaussian REINFORCE: mean net 32-32 relu, free log-std, gamma 0.97, >= 3000 steps of "
+            "complete episodes per update, scikit-learn linear baseline, standardised advantages, Adam 1e-3",
+            "Gaussian policy gradient on LunarLanderContinuous (REFERENCE.md 004); TF1 Adam defaults (eps 1e-8)",
+            dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=8, vector_mode="sync",
+                 hidden=(32, 32), activation="relu", normalize_obs=False, gamma=0.97, returns="reward_to_go",
+                 baseline="linear", normalize=True, steps_per_update=3000, episodes_per_update=1,
+                 update="batch", lr=1e-3, adam_eps=1e-8, entropy_beta=0.0, grad_clip=0.0,
+                 stop_reward=200.0, total_steps=1_500_000),
+        ),
     ]
 }
 
@@ -206,6 +240,7 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESETS: dict[tuple[str, str], str] = {
     ("reinforce", "CartPole-v1"): "cartpole-reinforce",
     ("dqn", "CartPole-v1"): "dqn-cartpole",
+    ("reinforce", "LunarLanderContinuous-v3"): "lunarlander-pg",
 }
 DEFAULT_ALGO = "reinforce"
 DEFAULT_ENV = "CartPole-v1"
@@ -262,7 +297,7 @@ def validate(config: RunConfig) -> None:
         if hi is not None and v > hi:
             raise ConfigError(f"{flag} must be <= {hi}, got {v!r}")
 
-    for name in ("total_steps", "num_envs", "max_nonfinite"):
+    for name in ("total_steps", "num_envs", "max_nonfinite", "eval_episodes"):
         positive_int(name)
     if not isinstance(config.checkpoint_every, int) or isinstance(config.checkpoint_every, bool) \
             or config.checkpoint_every < 0:
@@ -279,6 +314,10 @@ def validate(config: RunConfig) -> None:
     if config.stop_on == "eval" and config.eval_every == 0:
         raise ConfigError("--stop-on eval needs greedy evaluations; set --eval-every to a positive number of env steps, "
                           "or pass --stop-on train")
+    if not isinstance(config.export_best, bool):
+        raise ConfigError(f"--export-best must be true or false, got {config.export_best!r}")
+    if config.export_best and not config.eval_every:
+        raise ConfigError("--export-best needs evaluations to choose from: add --eval-every N")
     if config.vector_mode not in VECTOR_MODES:
         raise ConfigError(_unknown("--vector-mode", config.vector_mode, VECTOR_MODES))
     if not config.hidden or any(not isinstance(h, int) or isinstance(h, bool) or h <= 0
@@ -296,17 +335,24 @@ def validate(config: RunConfig) -> None:
         finite("grad_clip", 0.0)
         finite("critic_lr", 0.0, 1.0, lo_open=True)
         finite("is_clip", 0.0)
-        for name in ("episodes_per_update", "n_steps", "baseline_window", "critic_epochs", "reuse_epochs"):
+        finite("target_kl", 0.0)
+        for name in ("episodes_per_update", "n_steps", "baseline_window", "critic_epochs", "reuse_epochs",
+                     "minibatch_size"):
             positive_int(name)
         for name in ("steps_per_update", "grad_var_every"):
             v = getattr(config, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a non-negative integer, got {v!r}")
-        for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS)):
+        finite("gae_lambda", 0.0, 1.0)
+        finite("log_std_init", -5.0, 2.0)
+        for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS),
+                              ("policy", POLICY_KINDS), ("activation", ACTIVATIONS)):
             if getattr(config, name) not in choices:
                 raise ConfigError(_unknown("--" + name, getattr(config, name), choices))
         if not config.critic_hidden or any(not isinstance(h, int) or h <= 0 for h in config.critic_hidden):
             raise ConfigError(f"--critic-hidden must be positive layer widths like 64,64, got {config.critic_hidden!r}")
+        if config.returns == "lambda" and config.baseline not in ("linear", "critic"):
+            raise ConfigError("--returns lambda needs a learned value function: add --baseline critic (or linear)")
         if config.returns == "nstep":
             if config.update == "episode":
                 raise ConfigError("--update episode needs complete episodes; use --returns reward_to_go or total, "

@@ -2,13 +2,16 @@
 
 The exported directory loads with `tf.saved_model.load` in a process that has only TensorFlow:
 
-  serving_default(observations) -> {"action"}   greedy / deterministic action (every policy)
-  sample(observations)          -> {"action"}   an action drawn from the policy    (stochastic policies)
-  distribution(observations)    -> {"logits"}   the distribution's parameters      (stochastic policies)
+  serving_default(observations) -> {"action"}   greedy / deterministic action (every policy; Gaussian:
+                                                 the mean, clipped to the action bounds)
+  sample(observations)          -> {"action"}   an action drawn from the policy, clipped to the bounds
+                                                 (stochastic policies)
+  distribution(observations)    -> the distribution's parameters: {"logits"} (categorical),
+                                   {"mean", "log_std"} (Gaussian, unclipped mean)  (stochastic policies)
   q_values(observations)        -> {"q_values"} one value per action               (Q-learning policies)
   metadata_json                 a tf.string Variable: algorithm, env id, spaces, steps, reward_100
 
-Which members a policy gets follows from what it offers: `sample` and `logits` make a stochastic
+Which members a policy gets follows from what it offers: `sample` and `distribution_params` make a stochastic
 policy, `q_values` a value-based one; `mode` (the greedy action) is required.
 
 A SavedModel is a program: load only exports from sources you trust.
@@ -31,9 +34,14 @@ FORMAT_VERSION = 1
 
 
 class ExportedPolicy(tf.Module):
+    """Tracks what the policy's graph reads (`policy.trackables`: the Keras model, a Gaussian's
+    log-std, the observation statistics) and traces the three signatures from the policy's own
+    methods, so raw observations in give exactly the in-process actions out."""
+
     def __init__(self, policy, metadata: dict):
         super().__init__(name="tfpg_policy")
-        self.model = policy.model
+        for name, trackable in policy.trackables.items():
+            setattr(self, name, trackable)
         self.rng = tf.random.Generator.from_non_deterministic_state()
         self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False, dtype=tf.string)
         spec = tf.TensorSpec([None, *policy.observation_space.shape],
@@ -43,16 +51,17 @@ class ExportedPolicy(tf.Module):
             return {"action": policy.mode(observations)}
 
         def sample(observations):
-            return {"action": policy.sample(observations, tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32))}
+            seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
+            return {"action": policy.clip_action(policy.sample(observations, seed))}
 
         def distribution(observations):
-            return {"logits": policy.logits(observations)}
+            return policy.distribution_params(observations)
 
         def q_values(observations):
             return {"q_values": policy.q_values(observations)}
 
         self.greedy = tf.function(greedy, input_signature=[spec])
-        if hasattr(policy, "sample") and hasattr(policy, "logits"):
+        if hasattr(policy, "sample") and hasattr(policy, "distribution_params"):
             self.sample = tf.function(sample, input_signature=[spec])
             self.distribution = tf.function(distribution, input_signature=[spec])
         if hasattr(policy, "q_values"):

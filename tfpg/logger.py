@@ -1,4 +1,4 @@
-"""Training metrics: TensorBoard scalars and hparams, the run's config file, a progress bar."""
+"""Training metrics: TensorBoard scalars, histograms and hparams, the run's config file, a progress bar."""
 from __future__ import annotations
 
 import json
@@ -17,10 +17,13 @@ class EpisodeStats:
     def __init__(self, window: int = 100):
         self.window = window
         self.recent: deque[float] = deque(maxlen=window)
+        self.recent_lengths: deque[int] = deque(maxlen=window)
         self.episodes = 0
         self.last_return = math.nan
 
     def add(self, returns, lengths=None) -> None:
+        if lengths is not None:
+            self.recent_lengths.extend(int(n) for n in np.asarray(lengths).ravel())
         for r in np.asarray(returns, dtype=np.float64).ravel():
             self.recent.append(float(r))
             self.episodes += 1
@@ -29,6 +32,10 @@ class EpisodeStats:
     @property
     def reward_100(self) -> float:
         return float(np.mean(self.recent)) if self.recent else math.nan
+
+    @property
+    def length_100(self) -> float:
+        return float(np.mean(self.recent_lengths)) if self.recent_lengths else math.nan
 
     @property
     def full(self) -> bool:
@@ -74,6 +81,12 @@ class RunLogger:
                 value = float(value)
                 if not math.isnan(value):
                     tf.summary.scalar(name, value)
+
+    def histograms(self, step: int, values: dict) -> None:
+        """TensorBoard histograms (e.g. the actions of a batch, one per action dimension)."""
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.histogram(name, np.asarray(value))
 
     def progress(self, step: int, reward_100: float, steps_per_s: float) -> None:
         if self._bar is not None:

@@ -38,6 +38,28 @@ def reward_to_go(rewards: np.ndarray, lengths: np.ndarray, gamma: float,
     return returns.astype(np.float32)
 
 
+def lambda_returns(rewards: np.ndarray, values: np.ndarray, lengths: np.ndarray, gamma: float, lam: float,
+                   bootstrap: np.ndarray) -> np.ndarray:
+    """TD(lambda) returns G^lambda_t = V(s_t) + A_t, with A_t the GAE(lambda) advantage:
+
+        delta_t = r_t + gamma V(s_{t+1}) - V(s_t),   A_t = sum_{k>=0} (gamma lambda)^k delta_{t+k}
+
+    Computed backwards per episode, A_t = delta_t + gamma lambda A_{t+1}. V(s_T) = bootstrap[e]:
+    the value of the final observation after a time-limit truncation, 0 after a termination.
+    lambda = 1 gives the bootstrapped reward-to-go, lambda = 0 the one-step TD target.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    returns = np.empty_like(rewards)
+    for e, (start, end) in enumerate(_episodes(rewards, lengths)):
+        next_value, advantage = float(bootstrap[e]), 0.0
+        for t in range(end - 1, start - 1, -1):
+            advantage = rewards[t] + gamma * next_value - values[t] + gamma * lam * advantage
+            returns[t] = advantage + values[t]
+            next_value = values[t]
+    return returns.astype(np.float32)
+
+
 def total_return(rewards: np.ndarray, lengths: np.ndarray, gamma: float) -> np.ndarray:
     """G_0 = sum_{k=0}^{T-1} gamma^k r_k of each episode, repeated for all of its steps.
 

@@ -45,14 +45,17 @@ class EpisodeCollector:
     (they continue under the updated policy, a small, usual staleness).
 
     `on_episode(returns, lengths)` receives gymnasium's RecordEpisodeStatistics figures.
+    `to_env(actions)` turns the stored (scored) actions into what the env receives, e.g. a
+    Gaussian sample clipped into the action bounds; the stored actions stay unclipped.
     """
 
     def __init__(self, envs: gym.vector.VectorEnv, act: Callable[[np.ndarray], np.ndarray],
                  on_episode: Callable[[np.ndarray, np.ndarray], None] | None = None,
-                 capacity: int = 256):
+                 capacity: int = 256, to_env: Callable[[np.ndarray], np.ndarray] | None = None):
         self.envs = envs
         self.act = act
         self.on_episode = on_episode
+        self.to_env = to_env
         n = envs.num_envs
         obs_space, act_space = envs.single_observation_space, envs.single_action_space
         self._obs_buf = np.zeros((n, capacity, *obs_space.shape), dtype=obs_space.dtype)
@@ -82,7 +85,8 @@ class EpisodeCollector:
         while len(done) < min_episodes or steps_done < min_steps:
             obs = self._obs
             actions = self.act(obs)
-            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+            next_obs, rewards, terminated, truncated, info = self.envs.step(
+                actions if self.to_env is None else self.to_env(actions))
             live = ~self._resetting
             if live.all():
                 rows, cols = self._rows, self._len
@@ -145,8 +149,10 @@ class NStepCollector:
     """
 
     def __init__(self, envs: gym.vector.VectorEnv, act: Callable[[np.ndarray], np.ndarray], n: int, gamma: float,
-                 on_episode: Callable[[np.ndarray, np.ndarray], None] | None = None):
+                 on_episode: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                 to_env: Callable[[np.ndarray], np.ndarray] | None = None):
         self.envs, self.act, self.n, self.gamma, self.on_episode = envs, act, n, gamma, on_episode
+        self.to_env = to_env
         self._obs, _ = envs.reset()
         self._rows: list[tuple] = []     # (obs, actions, rewards, terminated, truncated, valid)
         self._resetting = np.zeros(envs.num_envs, dtype=bool)
@@ -163,7 +169,8 @@ class NStepCollector:
         while ready < min_transitions:
             obs = self._obs
             actions = self.act(obs)
-            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+            next_obs, rewards, terminated, truncated, info = self.envs.step(
+                actions if self.to_env is None else self.to_env(actions))
             valid = ~self._resetting
             self._rows.append((obs, actions, rewards.astype(np.float32), terminated & valid, truncated & valid, valid))
             self.env_steps += int(valid.sum())

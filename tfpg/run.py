@@ -53,13 +53,15 @@ class Run:
     the greedy evaluations that are due), `after_update` (which checkpoints when due and returns
     the env re-seed to apply, if any), `should_stop`, and `finish` once.
 
-    Greedy evaluation (config.eval_every > 0) runs `greedy_act`, a batched numpy
+    Greedy evaluation (config.eval_every > 0) runs `policy.greedy_numpy`, a batched numpy
     observations -> actions callable, for config.eval_episodes episodes in a separate vector env
-    and logs `eval/reward`; with config.stop_on == "eval" its mean is the stop test.
+    and logs `eval/reward`; with config.stop_on == "eval" its mean is the stop test. With
+    config.export_best the policy's variables at the best evaluation (`policy.get_state()`) are
+    kept, checkpointed, and exported instead of the final ones if they scored higher.
     """
 
-    def __init__(self, config: RunConfig, run_dir: str, export_path: str | None,
-                 greedy_act: Callable[[np.ndarray], np.ndarray] | None = None, resuming: bool = False):
+    def __init__(self, config: RunConfig, run_dir: str, export_path: str | None, policy=None,
+                 resuming: bool = False):
         self.config = config
         self.run_dir = run_dir
         self.export_path = export_path
@@ -83,8 +85,8 @@ class Run:
                 self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread (e.g. tests driving train() from a thread)
                 pass
-        self.greedy_act = greedy_act
-        if config.eval_every and greedy_act is None:
+        self.policy = policy
+        if config.eval_every and policy is None:
             raise ValueError(f"--eval-every needs a greedy policy, which {config.algo} did not provide")
         self._eval_envs = None
         self._next_eval = config.eval_every
@@ -92,6 +94,8 @@ class Run:
         self.eval_env_steps = 0
         self.eval_seconds = 0.0
         self.evaluations = 0
+        # The best evaluation so far: reward, env steps, policy variables (fixed names for checkpoints).
+        self._best = (-math.inf, 0, policy.get_state()) if config.export_best else None
 
     # --- signals -------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
@@ -118,8 +122,16 @@ class Run:
             "run/next_eval": np.int64(self._next_eval), "run/eval_reward": np.float64(self.eval_reward),
             "run/eval_env_steps": np.int64(self.eval_env_steps), "run/evaluations": np.int64(self.evaluations),
             "run/eval_seconds": np.float64(self.eval_seconds),
+            **self._best_state(),
             **{f"algo/{k}": v for k, v in self._get_state().items()},
         }
+
+    def _best_state(self) -> dict:
+        if self._best is None:
+            return {}
+        reward, steps, variables = self._best
+        return {"run/best_reward": np.float64(reward), "run/best_env_steps": np.int64(steps),
+                **{f"run/best_variable_{i}": v for i, v in enumerate(variables)}}
 
     def resume(self) -> int:
         """Load the latest checkpoint; returns the seed to reset the envs with."""
@@ -137,6 +149,9 @@ class Run:
         self.eval_env_steps = int(state["run/eval_env_steps"])
         self.evaluations = int(state["run/evaluations"])
         self.eval_seconds = float(state["run/eval_seconds"])
+        if self._best is not None:
+            self._best = (float(state["run/best_reward"]), int(state["run/best_env_steps"]),
+                          [state[f"run/best_variable_{i}"] for i in range(len(self._best[2]))])
         self._set_state({k[len("algo/"):]: v for k, v in state.items() if k.startswith("algo/")})
         if self.config.checkpoint_every:
             every = self.config.checkpoint_every
@@ -200,7 +215,7 @@ class Run:
         seconds = self.train_seconds
         steps_per_s = env_steps / seconds if seconds > 0 else 0.0
         values = {"reward": self.stats.last_return, "reward_100": self.stats.reward_100,
-                  "episodes": self.stats.episodes, "steps_per_second": steps_per_s,
+                  "episodes": self.stats.episodes, "length_100": self.stats.length_100, "steps_per_second": steps_per_s,
                   "nonfinite_updates": self.nonfinite_updates, **metrics}
         self.logger.scalars(env_steps, values)
         self.logger.progress(env_steps, self.stats.reward_100, steps_per_s)
@@ -220,9 +235,11 @@ class Run:
             self._eval_envs = evaluation.make_eval_env(self.config.env_id, self.config.eval_episodes,
                                                        self.config.vector_mode)
         # Seeds apart from the training envs' (seed, seed+1, ...), the same at every evaluation.
-        returns = evaluation.evaluate_returns(self.greedy_act, self._eval_envs, self.config.eval_episodes,
+        returns = evaluation.evaluate_returns(self.policy.greedy_numpy, self._eval_envs, self.config.eval_episodes,
                                               seed=self.config.seed + 1_000_000)
         self.eval_reward = float(returns.mean())
+        if self._best is not None and self.eval_reward > self._best[0]:
+            self._best = (self.eval_reward, self.env_steps, self.policy.get_state())
         self.eval_env_steps = self.env_steps
         self.evaluations += 1
         self.eval_seconds += time.perf_counter() - t0
@@ -239,12 +256,20 @@ class Run:
         return self.interrupted_by is not None or self.env_steps >= self.config.total_steps or self.solved()
 
     def finish(self, policy, observation_space, action_space) -> RunResult:
+        """With evaluation on, a last one scores the final policy (eval_reward in summary.json;
+        not counted in train_seconds)."""
         seconds = self.train_seconds
         if self.interrupted_by is not None:
             self.save_checkpoint()
         elif self.config.eval_every and self.eval_env_steps != self.env_steps:
             # A final greedy evaluation of the policy being exported, unless the last one saw it.
             self.evaluate()
+        exported_from = {"env_steps": self.env_steps, "eval_reward": self.eval_reward if self.evaluations else None}
+        if self._best is not None and self._best[0] > self.eval_reward:
+            # The exported policy is the best evaluated one; the checkpoint keeps the final one.
+            final_state = policy.get_state()
+            policy.set_state(self._best[2])
+            exported_from = {"env_steps": self._best[1], "eval_reward": self._best[0]}
         if self._eval_envs is not None:
             self._eval_envs.close()
         self.logger.close()
@@ -262,9 +287,12 @@ class Run:
             }
             if result.evaluations:
                 metadata["eval_reward"] = result.eval_reward
+                metadata["exported_from"] = exported_from
             # The path was checked when the run started; replacing this run's own earlier export
             # (written at an interrupt) is what a resumed run must do.
             export_policy(policy, metadata, self.export_path, overwrite=True)
+        if self._best is not None and self._best[0] > self.eval_reward:
+            policy.set_state(final_state)
         summary = {**result.__dict__, "steps_per_s": result.steps_per_s, "updates": self.updates,
                    "nonfinite_updates": self.nonfinite_updates}
         tmp = os.path.join(self.run_dir, "summary.json.tmp")

@@ -10,12 +10,28 @@ from tfpg import envs as envs_lib
 from tfpg.config import RunConfig
 from tfpg.errors import ConfigError
 
-# Which action spaces each algorithm's policy can drive.
-ACTION_SPACES = {"reinforce": (gym.spaces.Discrete,), "dqn": (gym.spaces.Discrete,)}
+# Which action spaces each algorithm's policies can drive, and which policy fits which space.
+ACTION_SPACES = {"reinforce": (gym.spaces.Discrete, gym.spaces.Box), "dqn": (gym.spaces.Discrete,)}
+POLICY_SPACES = {"categorical": gym.spaces.Discrete, "gaussian": gym.spaces.Box}
+
+
+def policy_kind(requested: str, action_space: gym.Space) -> str:
+    """Resolve --policy: auto picks categorical for Discrete and gaussian for Box actions;
+    an explicit kind must fit the space (ConfigError otherwise)."""
+    if requested == "auto":
+        for kind, space in POLICY_SPACES.items():
+            if isinstance(action_space, space):
+                return kind
+        raise ConfigError(f"no policy for the action space {action_space}; tfpg handles Discrete and Box")
+    needed = POLICY_SPACES[requested]
+    if not isinstance(action_space, needed):
+        raise ConfigError(f"--policy {requested} needs a {needed.__name__} action space, but the env has "
+                          f"{action_space}; use --policy auto")
+    return requested
 
 
 def check_run(config: RunConfig) -> tuple[str, str | None]:
-    """Everything that can be checked before training: env id, spaces, output folders.
+    """Everything that can be checked before training: env id, spaces, policy, output folders.
 
     Returns (run_dir, export_path). Creates nothing.
     """
@@ -23,7 +39,9 @@ def check_run(config: RunConfig) -> tuple[str, str | None]:
     allowed = ACTION_SPACES[config.algo]
     if not isinstance(spaces.action_space, allowed):
         raise ConfigError(f"--algo {config.algo} needs a {' or '.join(a.__name__ for a in allowed)} action space, "
-                          f"but {config.env_id} has {spaces.action_space}; pick an env with discrete actions")
+                          f"but {config.env_id} has {spaces.action_space}; pick another env")
+    if hasattr(config, "policy"):
+        policy_kind(config.policy, spaces.action_space)
     return prepare_paths(config)
 
 

@@ -80,6 +80,11 @@ class QPolicy:
     def variables(self):
         return self.model.trainable_variables
 
+    @property
+    def trackables(self) -> dict:
+        """What the exported SavedModel must carry."""
+        return {"model": self.model}
+
     def q_values(self, obs):
         return self.model(tf.cast(obs, tf.float32))
 
@@ -232,7 +237,7 @@ def train(config: DQNConfig, run_dir: str, export_path: str | None,
     rng = np.random.default_rng(config.seed)
 
     envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
-    run = Run(config, run_dir, export_path, greedy_act=policy.greedy_numpy, resuming=resume)
+    run = Run(config, run_dir, export_path, policy=policy, resuming=resume)
     stepper = TransitionStepper(envs, on_episode=run.episode_done)
     loop = {"vector_steps": 0, "next_log": config.log_every}
 

@@ -10,7 +10,8 @@ implemented as the surrogate loss, over the steps of one update batch,
 
 with
     G_t  reward-to-go sum_{k>=t} gamma^(k-t) r_k, the whole-episode return G_0 (CS285's first
-         estimator), or the n-step return sum_{k<n} gamma^k r_{t+k} (+ gamma^n V(s_{t+n}));
+         estimator), the n-step return sum_{k<n} gamma^k r_{t+k} (+ gamma^n V(s_{t+n})), or the
+         TD(lambda) return V(s_t) + sum_k (gamma lambda)^k delta_{t+k} (then A_t is GAE(lambda));
     A_t  = G_t - b(s_t), b a baseline (none, mean, moving, linear, critic), optionally standardised;
     w_t  = 1 on-policy; when a batch is reused for K gradient steps, the importance ratio
          pi_theta(a_t|s_t) / pi_old(a_t|s_t) (first-order off-policy PG, optionally truncated),
@@ -18,8 +19,14 @@ with
 
 Update rules (the batch-REINFORCE post): `batch` takes one step on the mean over all steps of
 the batch (normalised by sum_i T_i); `episode` one step per episode (1/T); `step` one step per
-transition. A learned baseline (linear or critic) also bootstraps what was cut short: a
+transition; `minibatch` one step per shuffled minibatch of M steps. With reuse, `target_kl`
+stops the epochs early once the sampled KL(pi_old || pi_theta) on the batch exceeds it. A learned baseline (linear or critic) also bootstraps what was cut short: a
 time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
+
+The policy is categorical (Discrete actions, softmax over logits) or a diagonal Gaussian (Box
+actions, state-independent log-std); the algorithm only sees log pi, H and the distribution's
+parameters, so every option above works with both. With --normalize-obs the policy's running
+observation statistics are updated from each collected batch before the update uses it.
 """
 from __future__ import annotations
 
@@ -33,7 +40,9 @@ import tensorflow_probability as tfp
 from tfpg import envs as envs_lib
 from tfpg import returns as returns_lib
 from tfpg.baselines import explained_variance, make_baseline
+from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
 from tfpg.config import ReinforceConfig
+from tfpg.algos import policy_kind
 from tfpg.policies import make_policy
 from tfpg.rollout import EpisodeCollector, NStepCollector
 from tfpg.run import Run, RunResult
@@ -86,9 +95,10 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
 
     @tf.function(input_signature=[policy.obs_spec, policy.action_spec, vec, vec])
     def update(observations, actions, advantages, old_log_probs):
+        params_before = policy.distribution_params(observations)
         with tf.GradientTape() as tape:
-            dist, losses = policy_gradient_loss(policy, observations, actions, advantages, entropy_beta,
-                                                old_log_probs, is_clip)
+            _, losses = policy_gradient_loss(policy, observations, actions, advantages, entropy_beta,
+                                             old_log_probs, is_clip)
         grads = tape.gradient(losses["loss_total"], variables)
         stats = gradient_stats(grads)
         if grad_clip > 0:
@@ -102,7 +112,7 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
 
         tf.cond(finite, apply, lambda: tf.constant(False))
         # KL(before || after) on the same batch, just after the step: how far one update moved the policy.
-        before = tfd.Categorical(logits=tf.stop_gradient(dist.logits_parameter()))
+        before = policy.distribution_from_params(tf.nest.map_structure(tf.stop_gradient, params_before))
         after = policy.distribution(observations)
         kl = tf.reduce_mean(tfd.kl_divergence(before, after))
         # Sample estimate of KL(pi_old || pi_theta) (actions were drawn from pi_old): the drift
@@ -139,10 +149,16 @@ def _segments(lengths) -> list[slice]:
     return [slice(int(e - n), int(e)) for n, e in zip(lengths, ends)]
 
 
+# Action histograms cost a summary write per dimension: log them every this many updates.
+HISTOGRAM_EVERY = 10
+
+
 def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume: bool = False) -> RunResult:
     keras.utils.set_random_seed(config.seed)
     spaces = envs_lib.env_spaces(config.env_id)
-    policy = make_policy(spaces.observation_space, spaces.action_space, config.hidden, config.seed)
+    policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
+                         spaces.action_space, config.hidden, config.seed, config.normalize_obs, config.activation,
+                         config.log_std_init)
     optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
     optimizer.build(policy.variables)
     update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip)
@@ -151,16 +167,29 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
     flat_gradient = make_flat_policy_gradient(policy)
     obs_dim = int(np.prod(spaces.observation_space.shape))
     baseline = make_baseline(config.baseline, obs_dim, window=config.baseline_window, hidden=config.critic_hidden,
-                             lr=config.critic_lr, epochs=config.critic_epochs)
+                             lr=config.critic_lr, epochs=config.critic_epochs, features=policy.features)
+    action_dtype = policy.action_spec.dtype.as_numpy_dtype
 
     envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
-    run = Run(config, run_dir, export_path, greedy_act=policy.greedy_numpy, resuming=resume)
-    run.attach({"policy": policy.model, "optimizer": optimizer, "policy_rng": policy.rng, **baseline.trackables()},
-               get_state=baseline.state, set_state=baseline.load)
+    shuffle_rng = np.random.default_rng(config.seed)
+    run = Run(config, run_dir, export_path, policy=policy, resuming=resume)
+
+    # Checkpoint content besides the run's counters: the policy (weights, log-std, observation
+    # statistics), Adam, the sampling RNG, the baseline, and the minibatch shuffle RNG.
+    def get_state() -> dict:
+        return {**baseline.state(), "shuffle_rng": rng_state_to_array(shuffle_rng)}
+
+    def set_state(state: dict) -> None:
+        rng_state_from_array(shuffle_rng, state.pop("shuffle_rng"))
+        baseline.load(state)
+
+    run.attach({**{f"policy_{k}": v for k, v in policy.trackables.items()}, "optimizer": optimizer,
+                "policy_rng": policy.rng, **baseline.trackables()}, get_state=get_state, set_state=set_state)
     if config.returns == "nstep":
-        collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done)
+        collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done,
+                                   to_env=policy.env_action)
     else:
-        collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done)
+        collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done, to_env=policy.env_action)
     if resume:
         collector.restart(run.resume())
         collector.env_steps = run.env_steps
@@ -171,6 +200,8 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
             # 1. Collect a batch and estimate G_t for each of its steps.
             if config.returns == "nstep":
                 batch = collector.collect(min_transitions=config.steps_per_update)
+                if policy.normalizer is not None:
+                    policy.normalizer.update(batch.observations)
                 returns = batch.partial_returns
                 if baseline.learned:
                     returns = returns + batch.bootstrap_discounts * batch.bootstrap_mask * \
@@ -179,16 +210,22 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                 groups = [slice(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(batch.num_steps), n_groups)]
             else:
                 batch = collector.collect(min_episodes=config.episodes_per_update, min_steps=config.steps_per_update)
+                if policy.normalizer is not None:  # before any value is predicted on this batch
+                    policy.normalizer.update(batch.observations)
                 if config.returns == "total":
                     returns = returns_lib.total_return(batch.rewards, batch.lengths, config.gamma)
                 else:
                     bootstrap = None
                     if baseline.learned:  # a time-limit end is not a terminal state: add gamma^(T-t) V(s_T)
                         bootstrap = np.where(batch.terminated, 0.0, baseline.values(batch.final_observations))
-                    returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
+                    if config.returns == "lambda":
+                        returns = returns_lib.lambda_returns(batch.rewards, baseline.values(batch.observations),
+                                                             batch.lengths, config.gamma, config.gae_lambda, bootstrap)
+                    else:
+                        returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
                 groups = _segments(batch.lengths)
             observations = batch.observations.astype(np.float32)
-            actions = batch.actions.astype(np.int32)
+            actions = batch.actions.astype(action_dtype)
 
             # 2. Advantages A_t = G_t - b(s_t), the baseline fitted on earlier batches only.
             values = baseline.values(observations)
@@ -201,17 +238,27 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
 
             # 3. Gradient steps by the chosen update rule; K > 1 reuses the batch with IS weights.
             old_log_probs = log_prob(observations, actions).numpy()
-            slices = {"batch": [slice(None)], "episode": groups,
-                      "step": [slice(t, t + 1) for t in range(len(actions))]}[config.update]
             metrics: dict[str, float] = {}
             for epoch in range(config.reuse_epochs):
+                if config.update == "minibatch":   # a fresh shuffle every epoch
+                    order = shuffle_rng.permutation(len(actions))
+                    slices = [order[i:i + config.minibatch_size] for i in range(0, len(order), config.minibatch_size)]
+                else:
+                    slices = {"batch": [slice(None)], "episode": groups,
+                              "step": [slice(t, t + 1) for t in range(len(actions))]}[config.update]
                 steps = [update(observations[s], actions[s], advantages[s], old_log_probs[s]) for s in slices]
                 for step in steps:
                     run.update_finite(bool(step.pop("finite")))
                 metrics = {k: float(np.mean([m[k] for m in steps])) for k in steps[0]}
                 if config.reuse_epochs > 1:
                     metrics[f"reuse/kl_epoch_{epoch + 1}"] = metrics["kl"]
-            if config.grad_var_every and (run.updates + 1) % config.grad_var_every == 0 and len(groups) > 1:
+                    if config.target_kl > 0:  # early stop: sampled KL(pi_old || pi_theta) on the whole batch
+                        kl_old = float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
+                        if kl_old > config.target_kl:
+                            break
+            metrics["reuse/epochs"] = epoch + 1
+            num_updates = run.updates + 1   # counting this one
+            if config.grad_var_every and num_updates % config.grad_var_every == 0 and len(groups) > 1:
                 metrics["grad_var"] = gradient_variance(flat_gradient, observations, actions, advantages, groups)
 
             # 4. Refit the baseline on this batch, then log.
@@ -219,8 +266,13 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
             if baseline.learned:
                 metrics["explained_variance"] = explained_variance(values, returns)
             metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
-                           batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)))
+                           batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)),
+                           **policy.diagnostics())
             run.log(collector.env_steps, metrics)
+            if num_updates % HISTOGRAM_EVERY == 1 and actions.ndim == 2:
+                env_actions = policy.env_action(actions)
+                run.logger.histograms(collector.env_steps, {f"actions/dim_{d}": env_actions[:, d]
+                                                            for d in range(actions.shape[1])})
             run.after_steps(collector.env_steps)
             reseed = run.after_update()
             if reseed is not None:
