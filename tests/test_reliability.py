@@ -47,6 +47,32 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
                                _logits(str(tmp_path / "models" / "full"), obs), rtol=1e-5, atol=1e-6)
 
 
+def test_gaussian_resume_reproduces_the_uninterrupted_run(tmp_path):
+    """Log-std, observation statistics, critic, lambda returns and minibatch shuffling all resume exactly."""
+    flags = dict(num_envs=2, hidden=(16,), policy="gaussian", normalize_obs=True, returns="lambda",
+                 baseline="critic", critic_hidden=(16,), update="minibatch", minibatch_size=256, reuse_epochs=2,
+                 steps_per_update=500, episodes_per_update=1, stop_reward=None, checkpoint_every=1000,
+                 vector_mode="sync", lr=1e-3)
+
+    def train(name, total_steps, resume=False):
+        config = build_config("reinforce", "LunarLanderContinuous-v3", None, dict(
+            flags, seed=2, total_steps=total_steps, progress=False, logdir=str(tmp_path / "runs"),
+            export_dir=str(tmp_path / "models"), run_name=name))
+        if resume:
+            return run_algorithm(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
+        return run_algorithm(config, *prepare_paths(config))
+
+    full = train("full", 3_000)
+    part = train("part", 1_500)
+    resumed = train("part", 3_000, resume=True)
+    assert part.env_steps < full.env_steps and resumed.env_steps == full.env_steps
+    obs = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    dist = [tf.saved_model.load(str(tmp_path / "models" / n)).signatures["distribution"](observations=tf.constant(obs))
+            for n in ("full", "part")]
+    for key in ("mean", "log_std"):
+        np.testing.assert_allclose(dist[1][key].numpy(), dist[0][key].numpy(), rtol=1e-5, atol=1e-6)
+
+
 # DQN: 2 envs, learning from 500 steps, 8 gradient steps every 8 vector steps, checkpoints every 2k.
 SMALL_DQN = dict(num_envs=2, hidden=(32,), learning_starts=500, train_freq=8, gradient_steps=8, batch_size=32,
                  target_sync=16, eps_decay_steps=3000, eval_every=0, stop_on="train", stop_reward=None,

@@ -174,13 +174,19 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
     shuffle_rng = np.random.default_rng(config.seed)
     run = Run(config, run_dir, export_path, policy=policy, resuming=resume)
 
-    # Checkpoint content besides the run's counters: the policy (weights, log-std, observation
-    # statistics), Adam, the sampling RNG, the baseline, and the minibatch shuffle RNG.
+    # Checkpoint content besides the run's counters: the policy (weights, log-std), Adam, the
+    # sampling RNG, the baseline, the minibatch shuffle RNG and the exact (float64) observation
+    # statistics behind the policy's float32 copies.
     def get_state() -> dict:
-        return {**baseline.state(), "shuffle_rng": rng_state_to_array(shuffle_rng)}
+        state = {**baseline.state(), "shuffle_rng": rng_state_to_array(shuffle_rng)}
+        if policy.normalizer is not None:
+            state.update({f"obs_norm/{k}": v for k, v in policy.normalizer.state().items()})
+        return state
 
     def set_state(state: dict) -> None:
         rng_state_from_array(shuffle_rng, state.pop("shuffle_rng"))
+        if policy.normalizer is not None:
+            policy.normalizer.load({k[len("obs_norm/"):]: state.pop(k) for k in list(state) if k.startswith("obs_norm/")})
         baseline.load(state)
 
     run.attach({**{f"policy_{k}": v for k, v in policy.trackables.items()}, "optimizer": optimizer,
