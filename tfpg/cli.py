@@ -163,6 +163,10 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--eps-schedule", choices=EPS_SCHEDULES,
                    help=f"linear or exponential (geometric) decay (default: {q['eps_schedule']})")
     g.add_argument("--log-every", type=int, help=f"env steps between logged diagnostics (default: {q['log_every']})")
+    g.add_argument("--checkpoint-replay", type=_bool, metavar="{true,false}",
+                   help="store the replay buffer in checkpoints: exact resume, at the cost of the buffer's size on disk "
+                        "per checkpoint; without it a resumed run refills --learning-starts random steps "
+                        f"(default: {q['checkpoint_replay']})")
     p.set_defaults(**{k: None for k in ("export", "overwrite", "progress")})
     return p
 

@@ -277,8 +277,30 @@ def build_config(algo: str | None, env_id: str | None, preset: str | None,
     return config
 
 
+def _check_types(config: RunConfig) -> None:
+    """Every field holds a value of its annotated type (values can come from flags, presets or a
+    resumed run's config.json); ranges are checked afterwards."""
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        kind = str(f.type)
+        if v is None and kind.endswith("| None"):
+            continue
+        kind = kind.replace(" | None", "")
+        ok = {"int": isinstance(v, int) and not isinstance(v, bool),
+              "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+              "bool": isinstance(v, bool),
+              "str": isinstance(v, str),
+              "tuple[int, ...]": isinstance(v, (tuple, list)) and all(isinstance(h, int) and not isinstance(h, bool)
+                                                                      for h in v)}.get(kind, True)
+        if not ok:
+            what = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+                    "tuple[int, ...]": "layer widths like 64,64"}[kind]
+            raise ConfigError(f"--{f.name.replace('_', '-')} must be {what}, got {v!r}")
+
+
 def validate(config: RunConfig) -> None:
     """Check every value's type and range; raise ConfigError naming the first bad one."""
+    _check_types(config)
 
     def positive_int(name):
         v = getattr(config, name)

@@ -50,6 +50,17 @@ def default_run_name(config: RunConfig) -> str:
     return f"{config.algo}-{config.env_id.replace('/', '_')}-s{config.seed}-{stamp}"
 
 
+def _can_create_in(folder: str) -> bool:
+    """Whether a folder can be made in `folder` (os.access alone is fooled by e.g. /proc, or by root)."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tfpg-probe-", dir=folder))
+        return True
+    except OSError:
+        return False
+
+
 def prepare_paths(config: RunConfig) -> tuple[str, str | None]:
     """(run_dir, export_path), checked for collisions and writability before anything is built."""
     name = config.run_name or default_run_name(config)
@@ -63,7 +74,7 @@ def prepare_paths(config: RunConfig) -> tuple[str, str | None]:
         probe = os.path.abspath(d)
         while not os.path.exists(probe):
             probe = os.path.dirname(probe)
-        if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+        if not os.path.isdir(probe) or not _can_create_in(probe):
             raise ConfigError(f"cannot write under {os.path.abspath(d)} ({probe} is not a writable folder); "
                               "choose another --logdir/--export-dir")
     return run_dir, export_path
