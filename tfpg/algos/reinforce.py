@@ -120,7 +120,9 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
         kl_old = tf.reduce_mean(old_log_probs - after.log_prob(actions))
         return {**losses, "kl": kl, "kl_old": kl_old, **stats, "finite": finite}
 
-    return update
+    # Traced here, before the clock starts, and called as a concrete function (no per-call
+    # argument binding): tracing this graph takes ~0.5 s on this CPU.
+    return update.get_concrete_function()
 
 
 def make_flat_policy_gradient(policy):
@@ -163,7 +165,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
     optimizer.build(policy.variables)
     update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip)
     log_prob = tf.function(lambda o, a: policy.distribution(o).log_prob(a),
-                           input_signature=[policy.obs_spec, policy.action_spec])
+                           input_signature=[policy.obs_spec, policy.action_spec]).get_concrete_function()
     flat_gradient = make_flat_policy_gradient(policy)
     obs_dim = int(np.prod(spaces.observation_space.shape))
     baseline = make_baseline(config.baseline, obs_dim, window=config.baseline_window, hidden=config.critic_hidden,
