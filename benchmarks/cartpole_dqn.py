@@ -10,7 +10,7 @@ to benchmarks/results/cartpole_dqn.json and, with --readme, into the README's ta
 """
 import argparse
 
-from common import machine, med_range, run_training, save, write_readme_section
+from common import footer, publish, run_training, stats_cells
 
 
 def main():
@@ -35,20 +35,11 @@ def main():
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         runs = row["runs"]
-        lines.append(
-            f"| `{row['preset']}` | {sum(r['solved'] for r in runs)}/{len(runs)} "
-            f"| {med_range(r['train_seconds'] for r in runs)} | {med_range(r['process_wall_s'] for r in runs)} "
-            f"| {med_range((r['env_steps'] for r in runs), '{:,.0f}')} "
-            f"| {med_range(r['reward_100'] for r in runs)} "
-            f"| {med_range((r['steps_per_s'] for r in runs), '{:,.0f}')} |")
-    m = machine()
-    table = "\n".join(lines) + (f"\n\nMedian [min–max] over seeds {', '.join(map(str, args.seeds))}; "
-                                f"{m['cpus']} cores, Python {m['python']}, {m['date']}; "
-                                "`python benchmarks/cartpole_dqn.py --readme`.")
-    print(table)
-    save("cartpole_dqn.json", {"machine": m, "rows": rows})
-    if args.readme:
-        write_readme_section("cartpole-dqn", table)
+        lines.append(f"| `{row['preset']}` | {sum(r['solved'] for r in runs)}/{len(runs)} | "
+                     + stats_cells(runs, "train_seconds", "process_wall_s", "env_steps", "reward_100", "steps_per_s")
+                     + " |")
+    table = "\n".join(lines) + "\n\n" + footer(args.seeds, "cartpole_dqn.py")
+    publish("cartpole-dqn", table, "cartpole_dqn.json", {"rows": rows}, args.readme)
 
 
 if __name__ == "__main__":

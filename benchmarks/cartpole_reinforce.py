@@ -9,7 +9,7 @@ rewrites the README's results table.
 import argparse
 import statistics
 
-from common import machine, med_range, run_training, save, write_readme_section
+from common import footer, publish, run_training, stats_cells
 
 
 def main():
@@ -32,19 +32,10 @@ def main():
              "|---|---|---|---|---|---|"]
     for row in rows:
         runs = row["runs"]
-        lines.append(
-            f"| `{row['preset']}` | {sum(r['solved'] for r in runs)}/{len(runs)} "
-            f"| {med_range(r['train_seconds'] for r in runs)} | {med_range(r['process_wall_s'] for r in runs)} "
-            f"| {med_range((r['env_steps'] for r in runs), '{:,.0f}')} "
-            f"| {med_range((r['steps_per_s'] for r in runs), '{:,.0f}')} |")
-    m = machine()
-    table = "\n".join(lines) + (f"\n\nMedian [min–max] over seeds {', '.join(map(str, args.seeds))}; "
-                                f"{m['cpus']} cores, Python {m['python']}, {m['date']}; "
-                                "`python benchmarks/cartpole_reinforce.py --readme`.")
-    print(table)
-    save("cartpole_reinforce.json", {"machine": m, "rows": rows})
-    if args.readme:
-        write_readme_section("cartpole-reinforce", table)
+        lines.append(f"| `{row['preset']}` | {sum(r['solved'] for r in runs)}/{len(runs)} | "
+                     + stats_cells(runs, "train_seconds", "process_wall_s", "env_steps", "steps_per_s") + " |")
+    table = "\n".join(lines) + "\n\n" + footer(args.seeds, "cartpole_reinforce.py")
+    publish("cartpole-reinforce", table, "cartpole_reinforce.json", {"rows": rows}, args.readme)
 
 
 if __name__ == "__main__":

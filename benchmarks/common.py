@@ -57,6 +57,27 @@ def machine() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+def stats_cells(runs: list[dict], *keys: str) -> str:
+    """Table cells "median [min–max]" of each key over a group of runs; step counts without decimals."""
+    integer = {"env_steps", "steps_per_s"}
+    return " | ".join(med_range((r[k] for r in runs), "{:,.0f}" if k in integer else "{:.1f}") for k in keys)
+
+
+def footer(seeds, script: str, extra: str = "") -> str:
+    """The line under a results table: what the numbers are, where and how they were made."""
+    m = machine()
+    return (f"Median [min–max] over seeds {', '.join(map(str, seeds))}; {m['cpus']} cores, Python {m['python']}, "
+            f"{m['date']}{extra}; `python benchmarks/{script} --readme`.")
+
+
+def publish(key: str, text: str, results_name: str, payload: dict, readme: bool) -> None:
+    """Print a results table, save the raw numbers under results/, and with --readme put it in README.md."""
+    print(text)
+    save(results_name, {"machine": machine(), **payload})
+    if readme:
+        write_readme_section(key, text)
+
+
 def save(name: str, payload: dict) -> str:
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, name)

@@ -13,7 +13,7 @@ import argparse
 import os
 import subprocess
 
-from common import RESULTS, machine, med_range, run_training, save, write_readme_section
+from common import RESULTS, footer, publish, run_training, stats_cells
 
 TUNED, SEED = "lunarlander-pg", "seed004-lunarlander"
 
@@ -68,24 +68,17 @@ def main():
     rows = [{"preset": TUNED, "runs": tuned}, {"preset": SEED, "runs": seed_runs}]
     os.makedirs(RESULTS, exist_ok=True)
     plot(rows, os.path.join(RESULTS, "lunarlander_pg.png"))
-    m = machine()
-    solved = sum(r["solved"] for r in tuned)
     lines = ["| preset | reached 200 | env steps | train s | reward_100 at the end | greedy eval (10 ep.) |",
              "|---|---|---|---|---|---|",
-             f"| `{TUNED}` | {solved}/{len(tuned)} | {med_range((r['env_steps'] for r in tuned), '{:,.0f}')} "
-             f"| {med_range(r['train_seconds'] for r in tuned)} | {med_range(r['reward_100'] for r in tuned)} "
-             f"| {med_range(r['eval_reward'] for r in tuned)} |",
-             f"| `{SEED}` (same env steps) | {sum(r['solved'] for r in seed_runs)}/{len(seed_runs)} "
-             f"| {med_range((r['env_steps'] for r in seed_runs), '{:,.0f}')} "
-             f"| {med_range(r['train_seconds'] for r in seed_runs)} | {med_range(r['reward_100'] for r in seed_runs)} | — |"]
-    table = "\n".join(lines) + (
-        f"\n\nMedian [min–max] over seeds {', '.join(map(str, args.seeds))}; {m['cpus']} cores, Python {m['python']}, "
-        f"{m['date']}; other busy processes (top) before: {load_before}; after: {load_after}. "
-        "`python benchmarks/lunarlander_pg.py --readme`.\n\n![learning curves](benchmarks/results/lunarlander_pg.png)")
-    print(table)
-    save("lunarlander_pg.json", {"machine": m, "rows": rows})
-    if args.readme:
-        write_readme_section("lunarlander", table)
+             f"| `{TUNED}` | {sum(r['solved'] for r in tuned)}/{len(tuned)} | "
+             + stats_cells(tuned, "env_steps", "train_seconds", "reward_100", "eval_reward") + " |",
+             f"| `{SEED}` (same env steps) | {sum(r['solved'] for r in seed_runs)}/{len(seed_runs)} | "
+             + stats_cells(seed_runs, "env_steps", "train_seconds", "reward_100") + " | — |"]
+    table = ("\n".join(lines) + "\n\n"
+             + footer(args.seeds, "lunarlander_pg.py", f"; other busy processes (top) before: {load_before}; "
+                                                       f"after: {load_after}")
+             + "\n\n![learning curves](benchmarks/results/lunarlander_pg.png)")
+    publish("lunarlander", table, "lunarlander_pg.json", {"rows": rows}, args.readme)
 
 
 if __name__ == "__main__":
