@@ -82,6 +82,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (runs/<run-name>) from its latest checkpoint with its saved "
                         "configuration; only --total-steps and --no-progress may be given with it")
+    g.add_argument("--terminal-on-life-loss", type=_bool, metavar="{true,false}",
+                   help="Atari: end an episode at each life lost (gymnasium's AtariPreprocessing restarts the game "
+                        "then, so reward_100 counts single lives) (default: False)")
     g = p.add_argument_group("policy gradient")
     g.add_argument("--hidden", type=_hidden, help=f"hidden layer widths, comma separated (default: {','.join(map(str, d['hidden']))})")
     g.add_argument("--lr", type=float, help=f"Adam learning rate (default: {d['lr']})")
@@ -143,6 +146,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"env steps from --eps-start to --eps-end (default: {q['eps_decay_steps']})")
     g.add_argument("--eps-schedule", choices=EPS_SCHEDULES,
                    help=f"linear or exponential (geometric) decay (default: {q['eps_schedule']})")
+    g.add_argument("--checkpoint-replay", type=_bool, metavar="{true,false}",
+                   help="store the replay buffer in checkpoints for an exact resume (costs its size on disk; the Atari "
+                        f"presets turn it off) (default: {q['checkpoint_replay']})")
     g.add_argument("--log-every", type=int, help=f"env steps between logged diagnostics (default: {q['log_every']})")
     p.set_defaults(**{k: None for k in ("export", "overwrite", "progress")})
     return p

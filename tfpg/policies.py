@@ -30,14 +30,15 @@ class CategoricalPolicy:
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(f"the categorical policy needs a Discrete action space, but the env's is {action_space}; "
                               "use an env with discrete actions")
-        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-            raise ConfigError(f"the MLP policy needs a flat Box observation space, got {observation_space}")
         self.observation_space = observation_space
         self.action_space = action_space
-        obs_dim = int(observation_space.shape[0])
-        self.model = networks.mlp(obs_dim, hidden, int(action_space.n), name="policy", output_scale=0.01)
+        # An MLP for flat observations, the Nature CNN (logits head) for stacked uint8 frames.
+        self.model = networks.torso_for(observation_space, hidden, int(action_space.n), name="policy",
+                                        output_scale=0.01)
         self.rng = tf.random.Generator.from_seed(seed)
-        self.obs_spec = tf.TensorSpec([None, obs_dim], tf.float32, name="observations")
+        # Frames stay uint8 up to the model (it scales them); flat observations are float32.
+        obs_dtype = tf.uint8 if networks.is_image_space(observation_space) else tf.float32
+        self.obs_spec = tf.TensorSpec([None, *observation_space.shape], obs_dtype, name="observations")
         self.action_spec = tf.TensorSpec([None], tf.int32, name="actions")
         self.act = tf.function(self._act, input_signature=[self.obs_spec])
         # Calling the traced graph directly skips tf.function's per-call argument binding,
@@ -50,7 +51,7 @@ class CategoricalPolicy:
         return self.model.trainable_variables
 
     def logits(self, obs):
-        return self.model(tf.cast(obs, tf.float32))
+        return self.model(tf.cast(obs, self.obs_spec.dtype))
 
     def distribution(self, obs) -> tfd.Categorical:
         return tfd.Categorical(logits=self.logits(obs))
@@ -66,11 +67,11 @@ class CategoricalPolicy:
 
     def act_numpy(self, obs: np.ndarray) -> np.ndarray:
         """One batched policy call per vector step: numpy observations in, numpy actions out."""
-        return self._act_graph(tf.convert_to_tensor(obs, tf.float32)).numpy()
+        return self._act_graph(tf.convert_to_tensor(obs, self.obs_spec.dtype)).numpy()
 
     def greedy_numpy(self, obs: np.ndarray) -> np.ndarray:
         """The greedy action for a batch of numpy observations (used by greedy evaluation)."""
-        return self._mode_graph(tf.convert_to_tensor(obs, tf.float32)).numpy()
+        return self._mode_graph(tf.convert_to_tensor(obs, self.obs_spec.dtype)).numpy()
 
 
 def make_policy(observation_space, action_space, hidden, seed) -> CategoricalPolicy:

@@ -153,7 +153,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
     baseline = make_baseline(config.baseline, obs_dim, window=config.baseline_window, hidden=config.critic_hidden,
                              lr=config.critic_lr, epochs=config.critic_epochs)
 
-    envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
+    envs = envs_lib.make_train_envs(config)
     run = Run(config, run_dir, export_path, greedy_act=policy.greedy_numpy, resuming=resume)
     run.attach({"policy": policy.model, "optimizer": optimizer, "policy_rng": policy.rng, **baseline.trackables()},
                get_state=baseline.state, set_state=baseline.load)
@@ -187,7 +187,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                         bootstrap = np.where(batch.terminated, 0.0, baseline.values(batch.final_observations))
                     returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
                 groups = _segments(batch.lengths)
-            observations = batch.observations.astype(np.float32)
+            observations = batch.observations.astype(policy.obs_spec.dtype.as_numpy_dtype)   # frames stay uint8
             actions = batch.actions.astype(np.int32)
 
             # 2. Advantages A_t = G_t - b(s_t), the baseline fitted on earlier batches only.
