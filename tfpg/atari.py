@@ -69,9 +69,13 @@ def make_atari_vec_env(env_id: str, num_envs: int, vector_mode: str,
     return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=mode)
 
 
-def clip_rewards(envs: gym.vector.VectorEnv) -> gym.vector.VectorEnv:
-    """Training rewards r -> sign(r) in {-1, 0, 1} (DQN paper); wrap *outside* the episode statistics."""
-    from gymnasium.wrappers.vector import TransformReward
+def record_then_clip(envs: gym.vector.VectorEnv, clip: bool) -> gym.vector.VectorEnv:
+    """Episode statistics on the real score, then (training only) rewards r -> sign(r) in {-1, 0, 1}.
 
-    return TransformReward(envs, np.sign)
+    The order matters: RecordEpisodeStatistics inside sees the game's rewards, so `reward` and
+    `reward_100` are game scores; the learner, outside, sees the clipped ones (DQN paper).
+    """
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics, TransformReward
 
+    envs = RecordEpisodeStatistics(envs, buffer_length=100)
+    return TransformReward(envs, np.sign) if clip else envs

@@ -82,9 +82,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto
     if atari.is_atari(spec):
         envs = atari.make_atari_vec_env(env_id, num_envs, "sync" if vector_mode == "auto" else vector_mode,
                                         terminal_on_life_loss)
-        envs = RecordEpisodeStatistics(envs, buffer_length=100)
-        if training:
-            envs = atari.clip_rewards(envs)
+        envs = atari.record_then_clip(envs, clip=training)
         envs.reset(seed=seed)
         envs.action_space.seed(seed)
         return envs
