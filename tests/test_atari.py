@@ -220,3 +220,19 @@ def test_evaluate_an_atari_export_with_video(workdir):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert -21 <= result["returns"][0] <= 21 and float(result["returns"][0]).is_integer()   # the real Pong score
     assert any(name.endswith(".mp4") for name in os.listdir(workdir / "videos"))
+
+
+def test_atari_presets_pin_their_sources_values():
+    from tfpg.config import DEFAULT_PRESETS, build_config
+
+    pg = build_config(None, None, "book-pong-pg", {})
+    assert (pg.algo, pg.env_id, pg.num_envs, pg.lr, pg.adam_eps, pg.entropy_beta, pg.steps_per_update, pg.returns,
+            pg.n_steps, pg.gamma, pg.baseline, pg.baseline_window, pg.grad_clip, pg.stop_reward) == \
+        ("reinforce", PONG, 32, 1e-4, 1e-3, 0.01, 128, "nstep", 10, 0.99, "moving", 1_000_000, 0.1, 18.0)
+    for game in ("Pong", "Breakout"):
+        q = build_config(None, None, f"dqn-{game.lower()}", {})
+        assert (q.env_id, q.buffer_size, q.lr, q.batch_size, q.learning_starts, q.train_freq, q.gradient_steps,
+                q.target_sync * q.train_freq, q.eps_end, q.eps_decay_steps, q.loss, q.gamma, q.grad_clip,
+                q.checkpoint_replay) == (f"ALE/{game}-v5", 100_000, 1e-4, 32, 100_000, 4, 1, 1000, 0.01, 1_000_000,
+                                         "huber", 0.99, 10.0, False)
+        assert DEFAULT_PRESETS[("dqn", q.env_id)] == f"dqn-{game.lower()}"
