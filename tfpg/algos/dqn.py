@@ -193,8 +193,11 @@ class DQNUpdate:
             return tf.TensorSpec([None, None], dtype)
 
         # XLA fuses the small ops of a small network's gradient steps: several times faster per
-        # step than the plain graph on CPU when one call runs many steps.
-        @tf.function(jit_compile=True, input_signature=[obs, stacked(tf.int32), stacked(tf.float32), obs,
+        # step than the plain graph on CPU when one call runs many steps. Not for the CNN: XLA's CPU
+        # convolutions (and their gradients) are far slower than TensorFlow's oneDNN kernels.
+        jit = not networks.is_image_space(policy.observation_space)
+
+        @tf.function(jit_compile=jit, input_signature=[obs, stacked(tf.int32), stacked(tf.float32), obs,
                                                         stacked(tf.bool)])
         def update(observations, actions, rewards, next_observations, terminated):
             steps = tf.shape(rewards)[0]
