@@ -85,6 +85,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--export-best", type=_bool, metavar="{true,false}",
                    help="export the policy of the best greedy evaluation instead of the last one (needs --eval-every) "
                         f"(default: {d['export_best']})")
+    g.add_argument("--terminal-on-life-loss", type=_bool, metavar="{true,false}",
+                   help="Atari: end an episode at each life lost (gymnasium's AtariPreprocessing restarts the game "
+                        "then, so reward_100 counts single lives) (default: False)")
     g = p.add_argument_group("policy gradient")
     g.add_argument("--policy", choices=POLICY_KINDS,
                    help="auto: categorical for Discrete actions, diagonal gaussian for Box actions (default: auto)")
@@ -165,8 +168,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-every", type=int, help=f"env steps between logged diagnostics (default: {q['log_every']})")
     g.add_argument("--checkpoint-replay", type=_bool, metavar="{true,false}",
                    help="store the replay buffer in checkpoints: exact resume, at the cost of the buffer's size on disk "
-                        "per checkpoint; without it a resumed run refills --learning-starts random steps "
-                        f"(default: {q['checkpoint_replay']})")
+                        "per checkpoint (the Atari presets turn it off); without it a resumed run refills "
+                        f"--learning-starts random steps (default: {q['checkpoint_replay']})")
     p.set_defaults(**{k: None for k in ("export", "overwrite", "progress")})
     return p
 

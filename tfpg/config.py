@@ -38,6 +38,7 @@ class RunConfig:
     checkpoint_every: int = 0           # env steps between checkpoints; 0: only on interrupt
     max_nonfinite: int = 5              # stop after this many non-finite updates in a row
     export_best: bool = False           # export the policy of the best evaluation, not the last one
+    terminal_on_life_loss: bool = False  # Atari: end the episode at each life lost (AtariPreprocessing's option)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -233,6 +234,33 @@ PRESETS: dict[str, Preset] = {
                  update="batch", lr=1e-3, adam_eps=1e-8, entropy_beta=0.0, grad_clip=0.0,
                  stop_reward=200.0, total_steps=1_500_000),
         ),
+        Preset(
+            "book-pong-pg",
+            "reinforce",
+            "the book's PG on Pong: 32 envs, Nature CNN, Adam 1e-4 (eps 1e-3), entropy 0.01, batches of 128 "
+            "transitions, 10-step returns, moving baseline over 1,000,000 transitions, grad clip 0.1, stop at 18",
+            "Deep RL Hands-On 2/E ch. 11, 05_pong_pg.py (REFERENCE.md 000), on ALE/Pong-v5 built as NoFrameskip-v4",
+            dict(env_id="ALE/Pong-v5", num_envs=32, hidden=(512,), lr=1e-4, adam_eps=1e-3, gamma=0.99,
+                 entropy_beta=0.01, steps_per_update=128, returns="nstep", n_steps=10, baseline="moving",
+                 baseline_window=1_000_000, grad_clip=0.1, normalize=False, stop_reward=18.0,
+                 total_steps=10_000_000),
+        ),
+        *(Preset(
+            f"dqn-{game.lower()}",
+            "dqn",
+            f"DQN on {game} (Nature CNN): replay 100k, Adam 1e-4, batch 32, 100k random steps first, a gradient "
+            "step every 4 env steps, target overwritten every 1,000 env steps, epsilon 1 -> 0.01 over the first 10% "
+            "of 10M steps, Huber, gamma 0.99, grad clip 10; replay not checkpointed (about 0.7 GB)",
+            "rl-baselines3-zoo hyperparams/dqn.yml `atari` entry with Stable-Baselines3 DQN defaults (gamma 0.99, "
+            "Huber, max_grad_norm 10, Adam eps 1e-8); the zoo counts target_update_interval in env steps, tfpg in "
+            "gradient steps (1000 / 4 = 250). Not ported: its EpisodicLifeEnv and FireResetEnv (gymnasium's "
+            "terminal_on_life_loss restarts the whole game, so it stays off and reward_100 is the game score)",
+            dict(env_id=f"ALE/{game}-v5", num_envs=1, hidden=(512,), lr=1e-4, adam_eps=1e-8, gamma=0.99,
+                 buffer_size=100_000, learning_starts=100_000, batch_size=32, train_freq=4, gradient_steps=1,
+                 target_sync=250, tau=1.0, loss="huber", double=False, grad_clip=10.0,
+                 eps_start=1.0, eps_end=0.01, eps_decay_steps=1_000_000, eps_schedule="linear",
+                 log_every=10_000, checkpoint_replay=False, total_steps=10_000_000),
+        ) for game in ("Pong", "Breakout")),
     ]
 }
 
@@ -241,6 +269,9 @@ DEFAULT_PRESETS: dict[tuple[str, str], str] = {
     ("reinforce", "CartPole-v1"): "cartpole-reinforce",
     ("dqn", "CartPole-v1"): "dqn-cartpole",
     ("reinforce", "LunarLanderContinuous-v3"): "lunarlander-pg",
+    ("reinforce", "ALE/Pong-v5"): "book-pong-pg",
+    ("dqn", "ALE/Pong-v5"): "dqn-pong",
+    ("dqn", "ALE/Breakout-v5"): "dqn-breakout",
 }
 DEFAULT_ALGO = "reinforce"
 DEFAULT_ENV = "CartPole-v1"
@@ -340,6 +371,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"--export-best must be true or false, got {config.export_best!r}")
     if config.export_best and not config.eval_every:
         raise ConfigError("--export-best needs evaluations to choose from: add --eval-every N")
+    if not isinstance(config.terminal_on_life_loss, bool):
+        raise ConfigError(f"--terminal-on-life-loss must be true or false, got {config.terminal_on_life_loss!r}")
     if config.vector_mode not in VECTOR_MODES:
         raise ConfigError(_unknown("--vector-mode", config.vector_mode, VECTOR_MODES))
     if not config.hidden or any(not isinstance(h, int) or isinstance(h, bool) or h <= 0

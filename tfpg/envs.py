@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from tfpg import atari
 from tfpg.errors import ConfigError
 
 _ale_registered = False
@@ -47,24 +48,46 @@ class EnvSpaces:
     action_space: gym.Space
 
 
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """One env as the agent sees it, with real (unclipped) rewards: Atari games get tfpg's
+    preprocessing (`tfpg.atari`), anything else is `gym.make(env_id)`."""
+    spec = check_env_id(env_id)
+    if atari.is_atari(spec):
+        return atari.make_atari_env(env_id, render_mode=render_mode)
+    return gym.make(env_id, render_mode=render_mode)
+
+
 def env_spaces(env_id: str) -> EnvSpaces:
     """The single-env observation and action spaces of `env_id` (builds and closes one env)."""
-    check_env_id(env_id)
-    env = gym.make(env_id)
+    env = make_env(env_id)
     try:
         return EnvSpaces(env.observation_space, env.action_space)
     finally:
         env.close()
 
 
-def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto") -> gym.vector.VectorEnv:
+def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto", training: bool = False,
+                 terminal_on_life_loss: bool = False) -> gym.vector.VectorEnv:
     """A seeded vector env of `num_envs` copies of `env_id` that records episode statistics.
 
     vector_mode "auto" uses the env's own batched implementation where gymnasium has one
     (CartPole: numpy-vectorised physics, no per-env Python loop), else SyncVectorEnv: on two
-    cores, subprocess vector envs are slower than in-process stepping for cheap envs.
+    cores, subprocess vector envs are slower than in-process stepping for cheap envs (Atari
+    included: benchmarks/atari_vector_modes.py).
+
+    Atari games are built by `tfpg.atari`; with `training` their rewards are clipped to sign(r)
+    *outside* the episode statistics, which keep the real score. Evaluation envs are unclipped.
     """
     spec = check_env_id(env_id)
+    if atari.is_atari(spec):
+        envs = atari.make_atari_vec_env(env_id, num_envs, "sync" if vector_mode == "auto" else vector_mode,
+                                        terminal_on_life_loss)
+        envs = atari.record_then_clip(envs, clip=training)
+        envs.reset(seed=seed)
+        envs.action_space.seed(seed)
+        return envs
+    if terminal_on_life_loss:
+        raise ConfigError(f"--terminal-on-life-loss applies to Atari games only, not {env_id}")
     if vector_mode == "auto":
         vector_mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     if vector_mode == "vector_entry_point" and spec.vector_entry_point is None:
@@ -81,6 +104,12 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
     return envs
+
+
+def make_train_envs(config) -> gym.vector.VectorEnv:
+    """The training vector env of a RunConfig (Atari rewards clipped, episode statistics real)."""
+    return make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode, training=True,
+                        terminal_on_life_loss=config.terminal_on_life_loss)
 
 
 def space_to_dict(space: gym.Space) -> dict:

@@ -41,7 +41,8 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
     loaded, metadata, gym = load_policy(path, env_id)
     env_id = env_id or metadata["env_id"]
-    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    # Unclipped rewards: the returns are the real game score (Atari: tfpg's preprocessing, no clipping).
+    env = envs_lib.make_env(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         from gymnasium.wrappers import RecordVideo
 

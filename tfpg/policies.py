@@ -33,7 +33,8 @@ POLICY_KINDS = ("auto", "categorical", "gaussian")
 
 
 class MLPPolicy:
-    """What the categorical and Gaussian policies share: observation checks, normalisation, act()."""
+    """What the categorical and Gaussian policies share: observation checks, the network (an MLP, or
+    the Nature CNN for stacked frames), normalisation, act()."""
 
     kind = ""
     needs_space: type = gym.spaces.Space
@@ -46,16 +47,19 @@ class MLPPolicy:
             other = {"categorical": "gaussian", "gaussian": "categorical"}[self.kind]
             raise ConfigError(f"the {self.kind} policy needs a {self.needs_space.__name__} action space, but the env's "
                               f"is {action_space}; use --policy auto or {other}")
-        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-            raise ConfigError(f"the MLP policy needs a flat Box observation space, got {observation_space}")
         self.observation_space = observation_space
         self.action_space = action_space
-        obs_dim = int(observation_space.shape[0])
-        self.normalizer = ObservationNormalizer(obs_dim) if normalize_obs else None
-        self.model = networks.mlp(obs_dim, hidden, self.output_dim(action_space), name="policy",
-                                  output_scale=0.01, activation=activation)
+        self.images = networks.is_image_space(observation_space)
+        if self.images and normalize_obs:
+            raise ConfigError("--normalize-obs is for flat observations; frames are scaled to [0, 1] inside the network")
+        self.normalizer = ObservationNormalizer(int(observation_space.shape[0])) if normalize_obs else None
+        # An MLP for flat observations, the Nature CNN for stacked uint8 frames (ConfigError otherwise).
+        self.model = networks.torso_for(observation_space, hidden, self.output_dim(action_space), name="policy",
+                                        output_scale=0.01, activation=activation)
         self.rng = tf.random.Generator.from_seed(seed)
-        self.obs_spec = tf.TensorSpec([None, obs_dim], tf.float32, name="observations")
+        # Frames stay uint8 up to the model (it scales them); flat observations are float32.
+        obs_dtype = tf.uint8 if self.images else tf.float32
+        self.obs_spec = tf.TensorSpec([None, *observation_space.shape], obs_dtype, name="observations")
         self.action_spec = tf.TensorSpec([None, *self.action_shape], self.action_dtype, name="actions")
         self.act = tf.function(self._act, input_signature=[self.obs_spec])
         # Calling the traced graphs directly skips tf.function's per-call argument binding,
@@ -76,7 +80,9 @@ class MLPPolicy:
         return {"model": self.model, **extra}
 
     def features(self, obs):
-        """What the network sees: raw observations, or running-normalised ones."""
+        """What the network sees: raw observations (frames: uint8), or running-normalised ones."""
+        if self.images:
+            return tf.cast(obs, tf.uint8)
         obs = tf.cast(obs, tf.float32)
         return obs if self.normalizer is None else self.normalizer(obs)
 
@@ -97,11 +103,11 @@ class MLPPolicy:
 
     def act_numpy(self, obs: np.ndarray) -> np.ndarray:
         """One batched policy call per vector step: numpy observations in, numpy actions out."""
-        return self._act_graph(tf.convert_to_tensor(obs, tf.float32)).numpy()
+        return self._act_graph(tf.convert_to_tensor(obs, self.obs_spec.dtype)).numpy()
 
     def greedy_numpy(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions, ready for env.step (evaluation)."""
-        return self._mode_graph(tf.convert_to_tensor(obs, tf.float32)).numpy()
+        return self._mode_graph(tf.convert_to_tensor(obs, self.obs_spec.dtype)).numpy()
 
     def diagnostics(self) -> dict:
         return {}

@@ -208,6 +208,7 @@ class Transitions:
     next_observations: np.ndarray   # at an episode's end: its final observation, not the reset one
     terminated: np.ndarray
     truncated: np.ndarray
+    env_ids: np.ndarray             # the sub-env each row came from (a pixel replay keeps per-env frame chains)
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -230,6 +231,7 @@ class TransitionStepper:
         self.on_episode = on_episode
         self.observations, _ = envs.reset()
         self._resetting = np.zeros(envs.num_envs, dtype=bool)   # this sub-env's next step is an autoreset
+        self._env_ids = np.arange(envs.num_envs)
         self.env_steps = 0
 
     def restart(self, seed: int) -> None:
@@ -240,10 +242,11 @@ class TransitionStepper:
     def step(self, actions: np.ndarray) -> Transitions:
         obs = self.observations
         next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
-        out = Transitions(obs, np.asarray(actions), rewards, next_obs, terminated, truncated)
+        out = Transitions(obs, np.asarray(actions), rewards, next_obs, terminated, truncated, self._env_ids)
         live = ~self._resetting
         if not live.all():
-            out = Transitions(*(np.asarray(a)[live] for a in (obs, actions, rewards, next_obs, terminated, truncated)))
+            out = Transitions(*(np.asarray(a)[live] for a in (obs, actions, rewards, next_obs, terminated, truncated,
+                                                              self._env_ids)))
         self.env_steps += len(out)
         self._resetting = (terminated | truncated) & live
         self.observations = next_obs

@@ -42,7 +42,28 @@ def check_run(config: RunConfig) -> tuple[str, str | None]:
                           f"but {config.env_id} has {spaces.action_space}; pick another env")
     if hasattr(config, "policy"):
         policy_kind(config.policy, spaces.action_space)
+    check_atari(config, spaces.observation_space)
     return prepare_paths(config)
+
+
+def check_atari(config: RunConfig, observation_space: gym.Space) -> None:
+    """Atari-only options on an Atari env only; image observations only where a CNN can take them."""
+    from tfpg.atari import is_atari
+    from tfpg.networks import is_image_space
+
+    atari = is_atari(gym.spec(config.env_id))
+    if config.terminal_on_life_loss and not atari:
+        raise ConfigError(f"--terminal-on-life-loss applies to Atari games only, not {config.env_id}")
+    if atari and config.vector_mode == "vector_entry_point":
+        raise ConfigError(f"{config.env_id}: tfpg builds Atari envs from gymnasium's wrappers (ale-py's C++ vector env "
+                          "pads episode starts with black frames); use --vector-mode auto, sync or async")
+    image = is_image_space(observation_space)
+    if not image and not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
+        raise ConfigError(f"{config.env_id} has observations {observation_space}; tfpg's networks take flat Box "
+                          "observations (MLP) or stacked uint8 frames (CNN)")
+    if image and getattr(config, "baseline", None) in ("linear", "critic"):
+        raise ConfigError(f"--baseline {config.baseline} fits flat observations; on {config.env_id}'s frames use "
+                          "--baseline none, mean or moving")
 
 
 def default_run_name(config: RunConfig) -> str:

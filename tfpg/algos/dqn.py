@@ -32,7 +32,7 @@ from tfpg import networks
 from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
 from tfpg.config import DQNConfig
 from tfpg.errors import ConfigError
-from tfpg.replay import ReplayBuffer
+from tfpg.replay import PixelReplayBuffer, ReplayBuffer
 from tfpg.rollout import TransitionStepper
 from tfpg.run import Run, RunResult
 
@@ -47,6 +47,15 @@ def mlp_q_network(hidden) -> QNetworkFactory:
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
             raise ConfigError(f"the MLP Q-network needs a flat Box observation space, got {observation_space}")
         return networks.mlp(int(observation_space.shape[0]), hidden, num_actions, name=name)
+
+    return build
+
+
+def default_q_network(hidden) -> QNetworkFactory:
+    """Q-network factory: the Nature CNN for stacked uint8 frames, an MLP for flat observations."""
+
+    def build(observation_space: gym.Space, num_actions: int, name: str) -> keras.Model:
+        return networks.torso_for(observation_space, hidden, num_actions, name=name)
 
     return build
 
@@ -72,6 +81,8 @@ class QPolicy:
         # Same architecture, same starting weights; from then on it changes only at syncs.
         self.target_model = network_factory(observation_space, self.num_actions, "q_target")
         self.target_model.set_weights(self.model.get_weights())
+        # What the model takes: raw uint8 frames for the CNN (it scales them itself), else float32.
+        self.model_dtype = tf.uint8 if networks.is_image_space(observation_space) else tf.float32
         self.obs_spec = tf.TensorSpec([None, *observation_space.shape], tf.as_dtype(observation_space.dtype),
                                       name="observations")
         self._greedy_graph = tf.function(self.mode, input_signature=[self.obs_spec]).get_concrete_function()
@@ -86,10 +97,10 @@ class QPolicy:
         return {"model": self.model}
 
     def q_values(self, obs):
-        return self.model(tf.cast(obs, tf.float32))
+        return self.model(tf.cast(obs, self.model_dtype))
 
     def target_q_values(self, obs):
-        return self.target_model(tf.cast(obs, tf.float32))
+        return self.target_model(tf.cast(obs, self.model_dtype))
 
     def mode(self, obs):
         return tf.argmax(self.q_values(obs), axis=-1, output_type=tf.int32)
@@ -187,8 +198,11 @@ class DQNUpdate:
             return tf.TensorSpec([None, None], dtype)
 
         # XLA fuses the small ops of a small network's gradient steps: several times faster per
-        # step than the plain graph on CPU when one call runs many steps.
-        @tf.function(jit_compile=True, input_signature=[obs, stacked(tf.int32), stacked(tf.float32), obs,
+        # step than the plain graph on CPU when one call runs many steps. Not for the CNN: XLA's CPU
+        # convolutions (and their gradients) are far slower than TensorFlow's oneDNN kernels.
+        jit = not networks.is_image_space(policy.observation_space)
+
+        @tf.function(jit_compile=jit, input_signature=[obs, stacked(tf.int32), stacked(tf.float32), obs,
                                                         stacked(tf.bool)])
         def update(observations, actions, rewards, next_observations, terminated):
             steps = tf.shape(rewards)[0]
@@ -228,15 +242,19 @@ def train(config: DQNConfig, run_dir: str, export_path: str | None,
           network_factory: QNetworkFactory | None = None, resume: bool = False) -> RunResult:
     keras.utils.set_random_seed(config.seed)
     spaces = envs_lib.env_spaces(config.env_id)
-    policy = QPolicy(spaces.observation_space, spaces.action_space, network_factory or mlp_q_network(config.hidden))
+    policy = QPolicy(spaces.observation_space, spaces.action_space, network_factory or default_q_network(config.hidden))
     optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
     optimizer.build(policy.variables)
     update = DQNUpdate(policy, optimizer, config.gamma, config.loss, config.double, config.grad_clip,
                        config.target_sync, config.tau)
-    buffer = ReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space, seed=config.seed)
+    if networks.is_image_space(spaces.observation_space):   # stacked frames: each frame stored once
+        buffer = PixelReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space,
+                                   seed=config.seed, num_envs=config.num_envs)
+    else:
+        buffer = ReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space, seed=config.seed)
     rng = np.random.default_rng(config.seed)
 
-    envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
+    envs = envs_lib.make_train_envs(config)
     run = Run(config, run_dir, export_path, policy=policy, resuming=resume)
     stepper = TransitionStepper(envs, on_episode=run.episode_done)
     loop = {"vector_steps": 0, "next_log": config.log_every}

@@ -172,7 +172,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                              lr=config.critic_lr, epochs=config.critic_epochs, features=policy.features)
     action_dtype = policy.action_spec.dtype.as_numpy_dtype
 
-    envs = envs_lib.make_vec_env(config.env_id, config.num_envs, config.seed, config.vector_mode)
+    envs = envs_lib.make_train_envs(config)
     shuffle_rng = np.random.default_rng(config.seed)
     run = Run(config, run_dir, export_path, policy=policy, resuming=resume)
 
@@ -232,7 +232,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                     else:
                         returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
                 groups = _segments(batch.lengths)
-            observations = batch.observations.astype(np.float32)
+            observations = batch.observations.astype(policy.obs_spec.dtype.as_numpy_dtype)   # frames stay uint8
             actions = batch.actions.astype(action_dtype)
 
             # 2. Advantages A_t = G_t - b(s_t), the baseline fitted on earlier batches only.
