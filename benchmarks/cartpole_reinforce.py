@@ -7,7 +7,6 @@ table with median and range, saves benchmarks/results/cartpole_reinforce.json, a
 rewrites the README's results table.
 """
 import argparse
-import statistics
 
 from common import footer, publish, run_training, stats_cells
 

@@ -15,6 +15,18 @@ def run_cli(args, cwd, module=None, timeout=600):
     return subprocess.run(cmd + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_tensorflow_only(code: str, *args, cwd) -> dict:
+    """Run `python -c code args` where tfpg is not importable (no PYTHONPATH, cwd elsewhere), as a
+    user who only has TensorFlow would load an export; returns the JSON its last stdout line holds."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path

@@ -1,14 +1,12 @@
 """Atari: env construction, reward clipping order, the pixel replay, both algorithms end to end."""
 import json
 import os
-import subprocess
-import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli, run_tensorflow_only
 from tfpg import atari, envs as envs_lib
 from tfpg.replay import PixelReplayBuffer
 from tfpg.rollout import TransitionStepper
@@ -186,11 +184,7 @@ def _tf_only_act(export_dir):
         "a = sig(observations=tf.constant(frames))['action'].numpy()\n"
         "print(json.dumps({'dtype': spec.dtype.name, 'shape': spec.shape.as_list(), 'actions': a.tolist(), "
         "'modules': sorted(k for k in sys.modules if k.split('.')[0] in ('tfpg', 'gymnasium', 'ale_py', 'tensorflow_probability'))}))\n")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", env=env, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_tensorflow_only(code, cwd="/")
 
 
 @pytest.mark.parametrize("preset, flags", [

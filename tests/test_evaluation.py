@@ -1,7 +1,6 @@
 """Greedy evaluation: N whole episodes split over a vector env, equal to single-env runs."""
 import gymnasium as gym
 import numpy as np
-import pytest
 
 from tfpg.envs import make_vec_env
 from tfpg.evaluation import evaluate_returns, greedy_returns

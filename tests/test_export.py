@@ -1,13 +1,11 @@
 """SavedModel export: loads without tfpg, same greedy actions, metadata round-trips, atomic."""
-import json
 import os
-import subprocess
-import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+from conftest import run_tensorflow_only
 from tfpg.errors import ConfigError
 from tfpg.export import export_policy, read_metadata
 from tfpg.policies import CategoricalPolicy
@@ -50,11 +48,7 @@ def test_tensorflow_only_process_gets_same_greedy_actions(exported):
     policy, metadata, path, tmp = exported
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     np.save(tmp / "obs.npy", obs)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", LOADER, path, str(tmp / "obs.npy")], cwd=tmp, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_tensorflow_only(LOADER, path, tmp / "obs.npy", cwd=tmp)
     assert not out["tfpg_imported"]
     expected = policy.mode(obs).numpy().tolist()
     assert out["greedy"] == expected and out["greedy_attr"] == expected
@@ -126,11 +120,7 @@ def test_dqn_export_loads_with_tensorflow_only(tmp_path):
     path = export_policy(policy, metadata, str(tmp_path / "dqn"))
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32) * 3
     np.save(tmp_path / "obs.npy", obs)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", DQN_LOADER, path, str(tmp_path / "obs.npy")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_tensorflow_only(DQN_LOADER, path, tmp_path / "obs.npy", cwd=tmp_path)
     assert not out["tfpg_imported"]
     assert out["signatures"] == ["q_values", "serving_default"]   # no sampling policy for DQN
     expected = policy.greedy_numpy(obs).tolist()

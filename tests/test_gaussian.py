@@ -1,9 +1,6 @@
 """The diagonal-Gaussian policy: closed-form log-prob and entropy, a trained log-std, bounded env
 actions, obs normalisation (in process and exported), policy/space mismatches, sync = async."""
-import json
 import os
-import subprocess
-import sys
 
 import gymnasium as gym
 import keras
@@ -13,6 +10,7 @@ import tensorflow as tf
 
 from tfpg.algos import policy_kind
 from tfpg.algos.reinforce import make_update
+from conftest import run_tensorflow_only
 from tfpg.errors import ConfigError
 from tfpg.export import export_policy
 from tfpg.normalization import ObservationNormalizer
@@ -153,11 +151,7 @@ def test_exported_gaussian_with_normalisation_acts_on_raw_observations(tmp_path)
     raw = rng.normal(loc=50.0, scale=20.0, size=(64, 8)).astype(np.float32)
     path = export_policy(policy, {"env_id": "x"}, str(tmp_path / "m"))
     np.save(tmp_path / "obs.npy", raw)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", LOADER, path, str(tmp_path / "obs.npy")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_tensorflow_only(LOADER, path, tmp_path / "obs.npy", cwd=tmp_path)
     assert not out["tfpg_imported"]
     expected = policy.mode(raw).numpy()
     np.testing.assert_allclose(out["greedy"], expected, rtol=1e-5, atol=1e-6)
