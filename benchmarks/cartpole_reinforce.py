@@ -8,7 +8,7 @@ rewrites the README's results table.
 """
 import argparse
 
-from common import footer, publish, run_training, stats_cells
+from common import footer, publish, run_presets, stats_cells
 
 
 def main():
@@ -18,15 +18,9 @@ def main():
     p.add_argument("--extra", default="", help="extra train.py flags, quoted")
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = p.parse_args()
-    rows = []
-    for preset in args.preset:
-        runs = []
-        for seed in args.seeds:
-            r = run_training(["--preset", preset, *args.extra.split()], seed)
-            print(f"{preset} seed {seed}: solved={r['solved']} {r['env_steps']:,} steps, train {r['train_seconds']:.2f} s, "
-                  f"process {r['process_wall_s']:.1f} s, {r['steps_per_s']:,.0f} steps/s", flush=True)
-            runs.append(r)
-        rows.append({"preset": preset, "runs": runs})
+    rows = run_presets(args.preset, args.seeds, args.extra, lambda r: (
+        f"solved={r['solved']} {r['env_steps']:,} steps, train {r['train_seconds']:.2f} s, "
+        f"process {r['process_wall_s']:.1f} s, {r['steps_per_s']:,.0f} steps/s"))
     lines = ["| preset | solved | train s to 475 | process wall s | env steps to 475 | env steps/s |",
              "|---|---|---|---|---|---|"]
     for row in rows:

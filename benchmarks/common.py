@@ -57,6 +57,19 @@ def machine() -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+def run_presets(presets, seeds, extra: str, describe) -> list[dict]:
+    """Train each preset on each seed, one process at a time; [{"preset", "runs": [summary, ...]}]."""
+    rows = []
+    for preset in presets:
+        runs = []
+        for seed in seeds:
+            r = run_training(["--preset", preset, *extra.split()], seed)
+            print(f"{preset} seed {seed}: {describe(r)}", flush=True)
+            runs.append(r)
+        rows.append({"preset": preset, "runs": runs})
+    return rows
+
+
 def stats_cells(runs: list[dict], *keys: str) -> str:
     """Table cells "median [min–max]" of each key over a group of runs; step counts without decimals."""
     integer = {"env_steps", "steps_per_s"}
