@@ -84,10 +84,11 @@ def footer(seeds, script: str, extra: str = "") -> str:
 
 
 def publish(key: str, text: str, results_name: str, payload: dict, readme: bool) -> None:
-    """Print a results table, save the raw numbers under results/, and with --readme put it in README.md."""
+    """Print a results table; with --readme put it in README.md and its raw numbers under results/
+    (only together, so that a trial run never leaves results/ disagreeing with the README)."""
     print(text)
-    save(results_name, {"machine": machine(), **payload})
     if readme:
+        save(results_name, {"machine": machine(), **payload})
         write_readme_section(key, text)
 
 
