@@ -64,6 +64,38 @@ def test_log_std_gets_a_gradient_and_changes_after_an_update():
     assert float(metrics["kl"]) > 0 and np.isfinite(float(metrics["kl"]))
 
 
+def test_log_std_lr_moves_only_the_log_std_faster():
+    """--log-std-lr: the same first step moves the log-std 10x as far, and the mean network exactly as far."""
+    rng = np.random.default_rng(3)
+    obs = rng.normal(size=(64, 8)).astype(np.float32)
+    results = []
+    for log_std_lr in (None, 0.01):
+        keras.utils.set_random_seed(4)
+        policy = gaussian(seed=4)
+        optimizer = keras.optimizers.Adam(0.001)
+        log_std_optimizer = None
+        if log_std_lr:
+            log_std_optimizer = keras.optimizers.Adam(log_std_lr)
+            log_std_optimizer.build([policy.log_std])
+            optimizer.build(policy.model.trainable_variables)
+        else:
+            optimizer.build(policy.variables)
+        update = make_update(policy, optimizer, 0.0, 0.0, log_std_optimizer=log_std_optimizer)
+        actions = np.asarray(policy.distribution(obs).sample(seed=[1, 2]))
+        adv = np.linalg.norm(actions - policy.mean(obs).numpy(), axis=1).astype(np.float32)
+        adv = (adv - adv.mean()) / adv.std()
+        old = policy.distribution(obs).log_prob(actions).numpy()
+        update(obs, actions, adv, old)
+        results.append((policy.log_std.numpy(), [w.numpy() for w in policy.model.trainable_variables]))
+    (std_a, weights_a), (std_b, weights_b) = results
+    init = np.array([0.3, -0.7], np.float32)
+    moved_a, moved_b = std_a - init, std_b - init
+    assert np.all(np.abs(moved_a) > 5e-4)
+    np.testing.assert_allclose(moved_b, 10 * moved_a, rtol=1e-3)    # Adam's first step: lr * sign(g)
+    for wa, wb in zip(weights_a, weights_b):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+
+
 def test_kl_metric_is_the_gaussian_closed_form():
     policy = gaussian(seed=2)
     optimizer = keras.optimizers.Adam(0.05)

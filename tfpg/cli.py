@@ -94,6 +94,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=_hidden, help=f"hidden layer widths, comma separated (default: {','.join(map(str, d['hidden']))})")
     g.add_argument("--log-std-init", type=float,
                    help=f"initial log-std of the Gaussian policy, a trainable vector (default: {d['log_std_init']})")
+    g.add_argument("--log-std-lr", type=float,
+                   help="Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the policy's optimizer "
+                        f"and --lr (default: {d['log_std_lr']})")
     g.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation of the policy (default: {d['activation']})")
     g.add_argument("--normalize-obs", type=_bool, metavar="{true,false}",
                    help="running mean/var observation normalisation inside the policy (exported with it) "

@@ -60,6 +60,7 @@ class ReinforceConfig(RunConfig):
     activation: str = "relu"            # hidden-layer activation of the policy network: relu | tanh
     normalize_obs: bool = False         # running mean/var observation normalisation inside the policy
     log_std_init: float = 0.0           # initial log-std of the Gaussian policy (0: sigma = 1, as in the post)
+    log_std_lr: float = 0.0             # Adam learning rate of the Gaussian log-std; 0: the same optimizer as --lr
     gamma: float = 0.99
     lr: float = 0.01
     adam_eps: float = 1e-7
@@ -404,6 +405,7 @@ def validate(config: RunConfig) -> None:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a non-negative integer, got {v!r}")
         finite("gae_lambda", 0.0, 1.0)
         finite("log_std_init", -5.0, 2.0)
+        finite("log_std_lr", 0.0, 1.0)
         for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS),
                               ("policy", POLICY_KINDS), ("activation", ACTIVATIONS)):
             if getattr(config, name) not in choices:

@@ -88,9 +88,15 @@ def policy_gradient_loss(policy, observations, actions, advantages, entropy_beta
                   "ratio_mean": tf.reduce_mean(weights)}
 
 
-def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_clip: float = 0.0):
-    """One compiled step: surrogate loss, gradients, optional clipping, Adam, diagnostics."""
+def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_clip: float = 0.0,
+                log_std_optimizer=None):
+    """One compiled step: surrogate loss, gradients, optional clipping, Adam, diagnostics.
+
+    With `log_std_optimizer` a Gaussian policy's log-std takes its steps from that optimizer (its
+    own learning rate) and every other variable from `optimizer`.
+    """
     variables = policy.variables
+    own = [log_std_optimizer is not None and v is getattr(policy, "log_std", None) for v in variables]
     vec = tf.TensorSpec([None], tf.float32)
 
     @tf.function(input_signature=[policy.obs_spec, policy.action_spec, vec, vec])
@@ -107,7 +113,9 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [losses["loss_total"], *grads]])
 
         def apply():
-            optimizer.apply_gradients(zip(grads, variables))
+            optimizer.apply_gradients([(g, v) for g, v, o in zip(grads, variables, own) if not o])
+            if any(own):
+                log_std_optimizer.apply_gradients([(g, v) for g, v, o in zip(grads, variables, own) if o])
             return tf.constant(True)
 
         tf.cond(finite, apply, lambda: tf.constant(False))
@@ -162,8 +170,12 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                          spaces.action_space, config.hidden, config.seed, config.normalize_obs, config.activation,
                          config.log_std_init)
     optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
-    optimizer.build(policy.variables)
-    update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip)
+    log_std_optimizer = None
+    if config.log_std_lr and hasattr(policy, "log_std"):
+        log_std_optimizer = keras.optimizers.Adam(learning_rate=config.log_std_lr, epsilon=config.adam_eps)
+        log_std_optimizer.build([policy.log_std])
+    optimizer.build([v for v in policy.variables if log_std_optimizer is None or v is not policy.log_std])
+    update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip, log_std_optimizer)
     log_prob = tf.function(lambda o, a: policy.distribution(o).log_prob(a),
                            input_signature=[policy.obs_spec, policy.action_spec]).get_concrete_function()
     flat_gradient = make_flat_policy_gradient(policy)
@@ -191,7 +203,8 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
             policy.normalizer.load({k[len("obs_norm/"):]: state.pop(k) for k in list(state) if k.startswith("obs_norm/")})
         baseline.load(state)
 
-    run.attach({**{f"policy_{k}": v for k, v in policy.trackables.items()}, "optimizer": optimizer,
+    extra_optimizer = {} if log_std_optimizer is None else {"log_std_optimizer": log_std_optimizer}
+    run.attach({**{f"policy_{k}": v for k, v in policy.trackables.items()}, "optimizer": optimizer, **extra_optimizer,
                 "policy_rng": policy.rng, **baseline.trackables()}, get_state=get_state, set_state=set_state)
     if config.returns == "nstep":
         collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done,
