@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import ROOT, run_cli
 
 from tfpg.algos import prepare_paths, run_algorithm
+from tfpg.checkpoint import latest_checkpoint
 from tfpg.config import build_config
 from tfpg.run import TrainingError
 
@@ -95,10 +96,12 @@ def _q_values(path, obs):
 @pytest.mark.parametrize("replay", [True, False])
 def test_dqn_resume_reproduces_the_uninterrupted_run(tmp_path, replay):
     """With the replay buffer in the checkpoint the resumed run is exact; without it, the buffer
-    refills with --learning-starts random steps and the run still ends on its budget."""
-    full = _train_dqn(tmp_path, "full", 8_000, checkpoint_replay=replay)
-    part = _train_dqn(tmp_path, "part", 4_000, checkpoint_replay=replay)
-    resumed = _train_dqn(tmp_path, "part", 8_000, resume=True, checkpoint_replay=replay)
+    refills for --learning-starts steps with the current epsilon-greedy policy (not random play),
+    no update happens until it is refilled, and the run still ends on its budget."""
+    full = _train_dqn(tmp_path, "full", 8_000, checkpoint_replay=replay, log_every=100)
+    part = _train_dqn(tmp_path, "part", 4_000, checkpoint_replay=replay, log_every=100)
+    part_checkpoint_step = int(latest_checkpoint(str(tmp_path / "runs" / "part")).rsplit("-", 1)[1])
+    resumed = _train_dqn(tmp_path, "part", 8_000, resume=True, checkpoint_replay=replay, log_every=100)
     assert part.env_steps < full.env_steps
     obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     q_full, q_resumed = _q_values(str(tmp_path / "models" / "full"), obs), _q_values(str(tmp_path / "models" / "part"), obs)
@@ -108,6 +111,27 @@ def test_dqn_resume_reproduces_the_uninterrupted_run(tmp_path, replay):
     else:   # other experience after the resume, so other episode ends; the budget still holds
         assert 8_000 <= resumed.env_steps < 8_000 + SMALL_DQN["num_envs"]
         assert not np.allclose(q_resumed, q_full, rtol=1e-4, atol=1e-5)
+        # the resumed process's own events: refill steps act at the schedule's epsilon, not 1, and
+        # the buffer grows from empty with no gradient step taken
+        start = part_checkpoint_step
+        refill = [(step, values) for step, values in _newest_scalars(tmp_path / "runs" / "part")
+                  if step < start + SMALL_DQN["learning_starts"]]
+        assert refill, "no log point during the refill"
+        for step, values in refill:
+            schedule = max(0.05, 1 - 0.95 * step / SMALL_DQN["eps_decay_steps"])
+            assert values["epsilon"] == pytest.approx(schedule, abs=0.01), (step, values)
+            assert values["buffer_size"] <= step - start
+            assert values["gradient_steps"] == refill[0][1]["gradient_steps"]
+
+
+def _newest_scalars(run_dir):
+    """[(step, {tag: value})] from the newest events file of a run (the last process's own log)."""
+    newest = sorted(f for f in os.listdir(run_dir) if ".tfevents." in f)[-1]
+    by_step = {}
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(run_dir, newest)):
+        for value in event.summary.value:
+            by_step.setdefault(event.step, {})[value.tag] = float(tf.make_ndarray(value.tensor))
+    return sorted(by_step.items())
 
 
 def test_dqn_poisoned_update_is_skipped_and_counted(tmp_path, monkeypatch):

@@ -279,15 +279,17 @@ def train(config: DQNConfig, run_dir: str, export_path: str | None,
         stepper.restart(run.resume())
         stepper.env_steps = run.env_steps
     poisoned = {int(u) for u in os.environ.get("TFPG_TEST_POISON_UPDATES", "").split(",") if u}  # test hook
-    # Warm-up: uniformly random actions until the buffer holds this many transitions (again after a
-    # resume without the replay buffer in the checkpoint).
+    # Warm-up: no updates until the buffer holds this many transitions. Actions are uniformly random
+    # only in the run's first warm_up_size steps; a resume without the replay buffer in the checkpoint
+    # refills it with the current epsilon-greedy policy, which is what the lost buffer held, rather
+    # than with random play that the agent has long outgrown.
     warm_up_size = min(config.learning_starts, config.buffer_size)
     metrics = {"td_loss": math.nan, "q_mean": math.nan}
     run.start_clock()
     try:
         while not run.should_stop():
             warm_up = len(buffer) < warm_up_size
-            eps = 1.0 if warm_up else epsilon(stepper.env_steps, config.eps_start, config.eps_end,
+            eps = 1.0 if stepper.env_steps < warm_up_size else epsilon(stepper.env_steps, config.eps_start, config.eps_end,
                                               config.eps_decay_steps, config.eps_schedule)
             actions = epsilon_greedy(policy.greedy_numpy, stepper.observations, eps, policy.num_actions, rng)
             buffer.add(**vars(stepper.step(actions)))
