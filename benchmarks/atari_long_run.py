@@ -59,11 +59,17 @@ def main() -> None:
     fig.savefig(os.path.join(RESULTS, "atari_long_run.png"), dpi=110)
 
     sps = [v for _, v in curves.get("steps_per_second", [])]
+    # each process writes its own events file, so more than one means the run was resumed
+    resumes = sum(".tfevents." in name for name in os.listdir(args.run_dir)) - 1
+    resumed = (f"Interrupted and resumed {resumes} time(s) with `--resume`, from the last 100k-step checkpoint; "
+               "the replay buffer is not checkpointed in this preset, so it was refilled after each resume. "
+               if resumes > 0 else "")
     text = (f"`{config['env_id']}`, `--algo {config['algo']}` with the `dqn-breakout` settings, seed {config['seed']}: "
             f"**{last_step:,} agent steps = {last_step * FRAME_SKIP / 1e6:.2f}M frames** of the "
             f"{config['total_steps'] * FRAME_SKIP / 1e6:.0f}M the preset budgets, {episodes:,} episodes; "
             f"`reward_100` (real score) at the end {curves['reward_100'][-1][1]:.1f}, best {best:.1f}; "
             f"ε at the end {curves['epsilon'][-1][1]:.2f}. "
+            + resumed
             + (f"Training speed as logged: {sps[-1]:,.0f} agent steps/s (at niceness 19 beside other work). "
                if sps else "")
             + "A partial run, not a trained agent: the published DQN numbers come after 10M agent steps (40M frames)."

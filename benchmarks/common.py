@@ -43,8 +43,19 @@ def read_scalars(run_dir: str, tags) -> dict:
     acc = EventAccumulator(run_dir, size_guidance={"tensors": 0})
     acc.Reload()
     available = set(acc.Tags()["tensors"])
-    return {tag: [[e.step, float(tf.make_ndarray(e.tensor_proto))] for e in acc.Tensors(tag)]
-            for tag in tags if tag in available}
+    curves = {}
+    for tag in tags:
+        if tag not in available:
+            continue
+        points = []
+        # A resumed run restarts at its checkpoint's step, below the last point the interrupted
+        # process logged; those later points were never part of the resumed history, so drop them.
+        for e in sorted(acc.Tensors(tag), key=lambda e: e.wall_time):
+            while points and points[-1][0] >= e.step:
+                points.pop()
+            points.append([e.step, float(tf.make_ndarray(e.tensor_proto))])
+        curves[tag] = points
+    return curves
 
 
 def med_range(values, fmt="{:.1f}") -> str:
