@@ -31,6 +31,7 @@ CASES = [
     ("categorical policy on continuous actions", TRAIN + ["--policy", "categorical", "--env", "LunarLanderContinuous-v3"]),
     ("Gaussian policy on discrete actions", TRAIN + ["--policy", "gaussian"]),
     ("a flag of another algorithm", TRAIN + ["--buffer-size", "1000"]),
+    ("a Gaussian-only flag on a discrete env", TRAIN + ["--std-ceiling", "0.2"]),
     ("negative learning rate", TRAIN + ["--lr", "-0.01"]),
     ("discount above 1", TRAIN + ["--gamma", "1.5"]),
     ("NaN hyperparameter", TRAIN + ["--entropy-beta", "nan"]),

@@ -80,6 +80,7 @@ def test_evaluate_refuses_mismatched_env(tiny_run):
     (["--policy", "gaussian"], "--policy gaussian needs a Box action space, but the env has Discrete(2)"),
     (["--policy", "beta"], "invalid choice: 'beta'"),
     (["--returns", "lambda"], "--returns lambda needs a learned value function"),
+    (["--std-ceiling", "0.2"], "--std-ceiling applies to the gaussian policy (Box actions), but CartPole-v1 gets"),
     (["--eval-every", "-1"], "--eval-every must be a non-negative integer"),
     (["--export-best", "true"], "--export-best needs evaluations to choose from"),
     (["--gamma", "1.5"], "--gamma must be <= 1.0"),

@@ -96,6 +96,38 @@ def test_log_std_lr_moves_only_the_log_std_faster():
         np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
 
 
+def test_std_ceiling_falls_log_linearly_and_caps_only_what_is_above_it():
+    """--std-ceiling: log sigma_max(t) interpolates log_std_init -> log(std_ceiling) over N env steps, then stays;
+    the projection lowers only the dimensions above it."""
+    from tfpg.algos.reinforce import std_ceiling_log
+    from tfpg.config import build_config
+
+    config = build_config("reinforce", "LunarLanderContinuous-v3", None,
+                          {"std_ceiling": 0.1, "std_ceiling_steps": 1000, "log_std_init": -0.5})
+    for t, expected in ((0, -0.5), (250, -0.5 + 0.25 * (np.log(0.1) + 0.5)), (1000, np.log(0.1)), (10**6, np.log(0.1))):
+        assert std_ceiling_log(config, t) == pytest.approx(expected, abs=1e-12)
+    policy = gaussian()                                  # log_std [0.3, -0.7]
+    policy.cap_log_std(0.0)
+    np.testing.assert_allclose(policy.log_std.numpy(), [0.0, -0.7], rtol=1e-7)
+    with pytest.raises(ConfigError, match="--std-ceiling 2.0 must be below the initial sigma"):
+        build_config("reinforce", "LunarLanderContinuous-v3", None, {"std_ceiling": 2.0})
+    with pytest.raises(ConfigError, match="--std-ceiling-steps must be a positive integer"):
+        build_config("reinforce", "LunarLanderContinuous-v3", None, {"std_ceiling": 0.5, "std_ceiling_steps": 0})
+
+
+def test_training_with_a_std_ceiling_exports_sigma_under_it(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli(["--env", "LunarLanderContinuous-v3", "--total-steps", "4000", "--steps-per-update", "1000",
+                    "--std-ceiling", "0.5", "--std-ceiling-steps", "2000", "--eval-every", "0", "--no-progress",
+                    "--run-name", "cap", "--logdir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "models")],
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.save(tmp_path / "obs.npy", np.zeros((3, 8), np.float32))
+    out = run_tensorflow_only(LOADER, tmp_path / "models" / "cap", tmp_path / "obs.npy", cwd=tmp_path)
+    assert np.max(out["log_std"]) <= np.log(0.5) + 1e-6   # the ceiling reached its end value at 2,000 steps
+
+
 def test_kl_metric_is_the_gaussian_closed_form():
     policy = gaussian(seed=2)
     optimizer = keras.optimizers.Adam(0.05)

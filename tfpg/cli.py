@@ -97,6 +97,12 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-std-lr", type=float,
                    help="Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the policy's optimizer "
                         f"and --lr (default: {d['log_std_lr']})")
+    g.add_argument("--std-ceiling", type=float,
+                   help="Gaussian policy: cap sigma by a ceiling that falls log-linearly from exp(--log-std-init) to "
+                        "this value over --std-ceiling-steps env steps (the log-std stays trainable below it); "
+                        f"0 = no ceiling (default: {d['std_ceiling']})")
+    g.add_argument("--std-ceiling-steps", type=int,
+                   help=f"env steps over which the --std-ceiling falls (default: {d['std_ceiling_steps']})")
     g.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation of the policy (default: {d['activation']})")
     g.add_argument("--normalize-obs", type=_bool, metavar="{true,false}",
                    help="running mean/var observation normalisation inside the policy (exported with it) "

@@ -61,6 +61,8 @@ class ReinforceConfig(RunConfig):
     normalize_obs: bool = False         # running mean/var observation normalisation inside the policy
     log_std_init: float = 0.0           # initial log-std of the Gaussian policy (0: sigma = 1, as in the post)
     log_std_lr: float = 0.0             # Adam learning rate of the Gaussian log-std; 0: the same optimizer as --lr
+    std_ceiling: float = 0.0            # Gaussian sigma capped by a ceiling falling to this value; 0: no ceiling
+    std_ceiling_steps: int = 500_000    # env steps over which the ceiling falls (log-linearly) from exp(log_std_init)
     gamma: float = 0.99
     lr: float = 0.01
     adam_eps: float = 1e-7
@@ -406,6 +408,11 @@ def validate(config: RunConfig) -> None:
         finite("gae_lambda", 0.0, 1.0)
         finite("log_std_init", -5.0, 2.0)
         finite("log_std_lr", 0.0, 1.0)
+        finite("std_ceiling", 0.0)
+        positive_int("std_ceiling_steps")
+        if config.std_ceiling and config.std_ceiling >= math.exp(config.log_std_init):
+            raise ConfigError(f"--std-ceiling {config.std_ceiling} must be below the initial sigma "
+                              f"exp(--log-std-init) = {math.exp(config.log_std_init):.3g}, or 0 for no ceiling")
         for name, choices in (("returns", RETURN_KINDS), ("update", UPDATE_RULES), ("baseline", BASELINE_KINDS),
                               ("policy", POLICY_KINDS), ("activation", ACTIVATIONS)):
             if getattr(config, name) not in choices:

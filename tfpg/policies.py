@@ -206,6 +206,10 @@ class GaussianPolicy(MLPPolicy):
     def env_action(self, actions: np.ndarray) -> np.ndarray:
         return np.clip(actions, self.action_space.low, self.action_space.high)
 
+    def cap_log_std(self, max_log_std: float) -> None:
+        """Project the log-std onto log_std_d <= max_log_std (a ceiling on sigma; below it, it is trained)."""
+        self.log_std.assign(tf.minimum(self.log_std, max_log_std))
+
     def diagnostics(self) -> dict:
         return {f"policy/std_{d}": float(s) for d, s in enumerate(np.exp(self.log_std.numpy()))}
 

@@ -41,7 +41,11 @@ def check_run(config: RunConfig) -> tuple[str, str | None]:
         raise ConfigError(f"--algo {config.algo} needs a {' or '.join(a.__name__ for a in allowed)} action space, "
                           f"but {config.env_id} has {spaces.action_space}; pick another env")
     if hasattr(config, "policy"):
-        policy_kind(config.policy, spaces.action_space)
+        kind = policy_kind(config.policy, spaces.action_space)
+        if kind != "gaussian" and (config.std_ceiling or config.log_std_lr):
+            flag = "--std-ceiling" if config.std_ceiling else "--log-std-lr"
+            raise ConfigError(f"{flag} applies to the gaussian policy (Box actions), but {config.env_id} gets the "
+                              f"{kind} policy; drop {flag}")
     check_atari(config, spaces.observation_space)
     return prepare_paths(config)
 

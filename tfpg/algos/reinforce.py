@@ -25,7 +25,9 @@ time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
 
 The policy is categorical (Discrete actions, softmax over logits) or a diagonal Gaussian (Box
 actions, state-independent log-std); the algorithm only sees log pi, H and the distribution's
-parameters, so every option above works with both. With --normalize-obs the policy's running
+parameters, so every option above works with both. With `std_ceiling` the Gaussian log-std is
+projected after each update onto log sigma_d <= log sigma_max(t), a ceiling falling log-linearly
+from the initial sigma to `std_ceiling` over `std_ceiling_steps` env steps. With --normalize-obs the policy's running
 observation statistics are updated from each collected batch before the update uses it.
 """
 from __future__ import annotations
@@ -154,6 +156,13 @@ def gradient_variance(flat_gradient, observations, actions, advantages, groups) 
     return float(np.mean(np.sum((grads - grads.mean(0)) ** 2, axis=1)))
 
 
+def std_ceiling_log(config: ReinforceConfig, env_steps: int) -> float:
+    """log sigma_max(t) = log_std_init + min(1, t / N) * (log std_ceiling - log_std_init), N = std_ceiling_steps:
+    the ceiling falls log-linearly from the initial sigma to `std_ceiling`, then stays there."""
+    progress = min(1.0, env_steps / config.std_ceiling_steps)
+    return config.log_std_init + progress * (float(np.log(config.std_ceiling)) - config.log_std_init)
+
+
 def _segments(lengths) -> list[slice]:
     ends = np.cumsum(lengths)
     return [slice(int(e - n), int(e)) for n, e in zip(lengths, ends)]
@@ -278,6 +287,10 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                         if kl_old > config.target_kl:
                             break
             metrics["reuse/epochs"] = epoch + 1
+            if config.std_ceiling:
+                # Exploration noise the policy gradient does not shrink by itself (LunarLander's side engines
+                # fire unless |a_1| < 0.5, so sigma ~ 1 never lets the lander come to rest): cap it.
+                policy.cap_log_std(std_ceiling_log(config, collector.env_steps))
             num_updates = run.updates + 1   # counting this one
             if config.grad_var_every and num_updates % config.grad_var_every == 0 and len(groups) > 1:
                 metrics["grad_var"] = gradient_variance(flat_gradient, observations, actions, advantages, groups)
