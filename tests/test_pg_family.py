@@ -174,3 +174,24 @@ def test_n_step_collector_hands_out_each_transition_once_with_brute_force_return
     j = np.round(np.log(discounts) / np.log(0.5)).astype(int)
     np.testing.assert_allclose(partial, (1 - 0.5 ** j) / (1 - 0.5), rtol=1e-6)
     assert not mask[j < 4].any() and mask.mean() > 0.5  # a window cut short ended in a termination
+
+
+def test_kl_adaptive_learning_rate_follows_the_batch_kl_within_its_bounds():
+    """lr / 1.5 above 2 x target, x 1.5 below target / 2 (never above --lr), unchanged in between."""
+    import keras
+
+    from tfpg.algos.reinforce import adapt_learning_rate
+    from tfpg.config import build_config
+    from tfpg.errors import ConfigError
+
+    optimizer = keras.optimizers.Adam(3e-4)
+    target, max_lr = 0.02, 3e-4
+    assert adapt_learning_rate(optimizer, 0.05, target, max_lr) == pytest.approx(2e-4)
+    assert adapt_learning_rate(optimizer, 0.02, target, max_lr) == pytest.approx(2e-4)    # within [t/2, 2t]
+    assert adapt_learning_rate(optimizer, 0.001, target, max_lr) == pytest.approx(3e-4)
+    assert adapt_learning_rate(optimizer, 0.001, target, max_lr) == pytest.approx(3e-4)   # capped at --lr
+    for _ in range(100):
+        lr = adapt_learning_rate(optimizer, 1.0, target, max_lr)
+    assert lr == pytest.approx(1e-6) and float(optimizer.learning_rate.numpy()) == pytest.approx(1e-6)
+    with pytest.raises(ConfigError, match="--kl-adaptive-lr steers the lr by the batch KL against --target-kl"):
+        build_config("reinforce", "CartPole-v1", None, {"kl_adaptive_lr": True})

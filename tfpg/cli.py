@@ -146,6 +146,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--target-kl", type=float,
                    help="stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this, 0 = off "
                         f"(default: {d['target_kl']})")
+    g.add_argument("--kl-adaptive-lr", type=_bool, metavar="{true,false}",
+                   help="after each batch: Adam lr / 1.5 if the batch's KL(pi_old || pi) > 2 x --target-kl, x 1.5 "
+                        f"(at most --lr) if < --target-kl / 2 (default: {d['kl_adaptive_lr']})")
     g.add_argument("--grad-var-every", type=int,
                    help=f"log grad_var, the variance of per-episode gradient estimates, every N updates; 0 = off "
                         f"(default: {d['grad_var_every']})")

@@ -84,6 +84,7 @@ class ReinforceConfig(RunConfig):
     reuse_epochs: int = 1               # gradient steps per batch; > 1 uses importance weights
     is_clip: float = 0.0                # truncate importance ratios at this value; 0 disables
     target_kl: float = 0.0              # stop reusing a batch once KL(pi_old || pi) exceeds this; 0 disables
+    kl_adaptive_lr: bool = False        # lr / 1.5 when a batch's KL > 2 target_kl, x 1.5 (up to --lr) when < target_kl / 2
     grad_var_every: int = 0             # measure gradient variance every this many updates; 0: never
 
     def to_dict(self) -> dict[str, Any]:
@@ -398,6 +399,11 @@ def validate(config: RunConfig) -> None:
         finite("critic_lr", 0.0, 1.0, lo_open=True)
         finite("is_clip", 0.0)
         finite("target_kl", 0.0)
+        if not isinstance(config.kl_adaptive_lr, bool):
+            raise ConfigError(f"--kl-adaptive-lr must be true or false, got {config.kl_adaptive_lr!r}")
+        if config.kl_adaptive_lr and not config.target_kl:
+            raise ConfigError("--kl-adaptive-lr steers the lr by the batch KL against --target-kl: set --target-kl, "
+                              "e.g. 0.02")
         for name in ("episodes_per_update", "n_steps", "baseline_window", "critic_epochs", "reuse_epochs",
                      "minibatch_size"):
             positive_int(name)

@@ -20,7 +20,8 @@ with
 Update rules (the batch-REINFORCE post): `batch` takes one step on the mean over all steps of
 the batch (normalised by sum_i T_i); `episode` one step per episode (1/T); `step` one step per
 transition; `minibatch` one step per shuffled minibatch of M steps. With reuse, `target_kl`
-stops the epochs early once the sampled KL(pi_old || pi_theta) on the batch exceeds it. A learned baseline (linear or critic) also bootstraps what was cut short: a
+stops the epochs early once the sampled KL(pi_old || pi_theta) on the batch exceeds it, and
+`kl_adaptive_lr` scales Adam's lr by 1/1.5 or 1.5 after each batch to keep that KL near the target. A learned baseline (linear or critic) also bootstraps what was cut short: a
 time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
 
 The policy is categorical (Discrete actions, softmax over logits) or a diagonal Gaussian (Box
@@ -156,6 +157,21 @@ def gradient_variance(flat_gradient, observations, actions, advantages, groups) 
     return float(np.mean(np.sum((grads - grads.mean(0)) ** 2, axis=1)))
 
 
+def adapt_learning_rate(optimizer, kl: float, target_kl: float, max_lr: float) -> float:
+    """KL-adaptive step size: lr <- lr / 1.5 if the batch's KL(pi_old || pi) > 2 target_kl,
+    lr <- min(1.5 lr, max_lr) if it is < target_kl / 2; returns the new lr.
+
+    The KL one Adam step causes grows as sigma shrinks (KL ~ (d mu / sigma)^2), so a fixed lr
+    that is safe at sigma = 1 overshoots at sigma = 0.3; this keeps each batch's step near the target."""
+    lr = float(optimizer.learning_rate.numpy())
+    if kl > 2 * target_kl:
+        lr = max(lr / 1.5, 1e-6)
+    elif kl < target_kl / 2:
+        lr = min(lr * 1.5, max_lr)
+    optimizer.learning_rate.assign(lr)
+    return lr
+
+
 def std_ceiling_log(config: ReinforceConfig, env_steps: int) -> float:
     """log sigma_max(t) = log_std_init + min(1, t / N) * (log std_ceiling - log_std_init), N = std_ceiling_steps:
     the ceiling falls log-linearly from the initial sigma to `std_ceiling`, then stays there."""
@@ -287,6 +303,9 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                         if kl_old > config.target_kl:
                             break
             metrics["reuse/epochs"] = epoch + 1
+            if config.kl_adaptive_lr:
+                kl_batch = float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
+                metrics["lr"] = adapt_learning_rate(optimizer, kl_batch, config.target_kl, config.lr)
             if config.std_ceiling:
                 # Exploration noise the policy gradient does not shrink by itself (LunarLander's side engines
                 # fire unless |a_1| < 0.5, so sigma ~ 1 never lets the lander come to rest): cap it.
