@@ -16,13 +16,12 @@ def test_reinforce_default_preset_learns_cartpole(tmp_path):
 
 
 def test_dqn_default_preset_learns_cartpole(tmp_path):
-    """The tuned DQN preset on a fixed budget (about 10 s): the greedy policy balances far beyond random."""
+    """The tuned DQN preset with its own stop test (greedy evaluation mean >= 475) on the issue's budget of
+    50k env steps: the greedy policy gets there, and the epsilon-greedy training episodes beat random."""
     config = build_config("dqn", "CartPole-v1", None, dict(
-        seed=0, total_steps=35_000, stop_reward=1e9, progress=False, export=False,
-        logdir=str(tmp_path), run_name="learn-dqn"))
+        seed=0, total_steps=50_000, progress=False, export=False, logdir=str(tmp_path), run_name="learn-dqn"))
     result = run_algorithm(config, *prepare_paths(config))
-    assert result.env_steps >= 35_000 and not result.solved   # the budget, not the stop test, ended it
-    assert result.evaluations >= 14 and result.eval_env_steps == result.env_steps
-    assert result.eval_reward >= 200, result
+    assert result.solved and result.eval_reward >= 475, result
+    assert result.eval_env_steps == result.env_steps < 50_000
     # training episodes run epsilon-greedy and the window holds early ones, yet beat random clearly
     assert result.reward_100 > 2 * RANDOM_CARTPOLE_REWARD_100, result
