@@ -49,11 +49,13 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 
 def test_gaussian_resume_reproduces_the_uninterrupted_run(tmp_path):
-    """Log-std, observation statistics, critic, lambda returns and minibatch shuffling all resume exactly."""
+    """Log-std, observation statistics, critic, lambda returns, minibatch shuffling, the sigma ceiling and the
+    KL-adaptive lr (a tiny target KL, so that the lr does move) all resume exactly."""
     flags = dict(num_envs=2, hidden=(16,), policy="gaussian", normalize_obs=True, returns="lambda",
                  baseline="critic", critic_hidden=(16,), update="minibatch", minibatch_size=256, reuse_epochs=2,
                  steps_per_update=500, episodes_per_update=1, stop_reward=None, checkpoint_every=1000,
-                 vector_mode="sync", lr=1e-3)
+                 vector_mode="sync", lr=1e-3, target_kl=1e-4, kl_adaptive_lr=True, std_ceiling=0.6,
+                 std_ceiling_steps=2000)
 
     def train(name, total_steps, resume=False):
         config = build_config("reinforce", "LunarLanderContinuous-v3", None, dict(
@@ -72,6 +74,7 @@ def test_gaussian_resume_reproduces_the_uninterrupted_run(tmp_path):
             for n in ("full", "part")]
     for key in ("mean", "log_std"):
         np.testing.assert_allclose(dist[1][key].numpy(), dist[0][key].numpy(), rtol=1e-5, atol=1e-6)
+    assert np.max(dist[0]["log_std"].numpy()) <= np.log(0.6) + 1e-6
 
 
 # DQN: 2 envs, learning from 500 steps, 8 gradient steps every 8 vector steps, checkpoints every 2k.
