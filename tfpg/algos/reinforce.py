@@ -21,15 +21,17 @@ Update rules (the batch-REINFORCE post): `batch` takes one step on the mean over
 the batch (normalised by sum_i T_i); `episode` one step per episode (1/T); `step` one step per
 transition; `minibatch` one step per shuffled minibatch of M steps. With reuse, `target_kl`
 stops the epochs early once the sampled KL(pi_old || pi_theta) on the batch exceeds it, and
-`kl_adaptive_lr` scales Adam's lr by 1/1.5 or 1.5 after each batch to keep that KL near the target. A learned baseline (linear or critic) also bootstraps what was cut short: a
-time-limit truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
+`kl_adaptive_lr` scales Adam's lr by 1/1.5 or 1.5 after each batch to keep that KL near the
+target. A learned baseline (linear or critic) also bootstraps what was cut short: a time-limit
+truncation and an unfinished n-step window add gamma^j V(s_{t+j}).
 
 The policy is categorical (Discrete actions, softmax over logits) or a diagonal Gaussian (Box
 actions, state-independent log-std); the algorithm only sees log pi, H and the distribution's
 parameters, so every option above works with both. With `std_ceiling` the Gaussian log-std is
 projected after each update onto log sigma_d <= log sigma_max(t), a ceiling falling log-linearly
-from the initial sigma to `std_ceiling` over `std_ceiling_steps` env steps. With --normalize-obs the policy's running
-observation statistics are updated from each collected batch before the update uses it.
+from the initial sigma to `std_ceiling` over `std_ceiling_steps` env steps. With --normalize-obs
+the policy's running observation statistics are updated from each collected batch before the
+update uses it.
 """
 from __future__ import annotations
 
