@@ -220,7 +220,7 @@ PRESETS: dict[str, Preset] = {
             "reinforce",
             "Gaussian PG on LunarLanderContinuous-v3 to reward_100 >= 200: GAE(0.98) from a Keras critic, "
             "KL-stopped minibatch reuse with a KL-adaptive lr, sigma capped by a ceiling falling to 0.3",
-            "tfpg (tuned; see the README's LunarLanderContinuous results, run B1)",
+            "tfpg (tuned; see the README's LunarLanderContinuous results, run V1)",
             # KL-stopped reuse of large minibatches: each epoch is a small step, so --target-kl can stop
             # the batch before the policy moves far (the one-step-per-episode update collapsed on seed 1).
             # The sigma ceiling lets the sampling policy come to rest (the +100 landing bonus); the
@@ -230,8 +230,8 @@ PRESETS: dict[str, Preset] = {
                  gae_lambda=0.98, baseline="critic", critic_hidden=(64, 64), critic_lr=1e-3, critic_epochs=20,
                  normalize=True, steps_per_update=8000, episodes_per_update=1, update="minibatch",
                  minibatch_size=2000, reuse_epochs=10, target_kl=0.02, kl_adaptive_lr=True, is_clip=2.0, lr=3e-4,
-                 grad_clip=0.5, entropy_beta=0.0, std_ceiling=0.3, std_ceiling_steps=600_000,
-                 stop_reward=200.0, total_steps=1_500_000, eval_every=100_000, eval_episodes=10),
+                 grad_clip=0.5, entropy_beta=0.0, std_ceiling=0.3, std_ceiling_steps=400_000,
+                 stop_reward=200.0, total_steps=2_000_000, eval_every=100_000, eval_episodes=10),
         ),
         Preset(
             "seed004-lunarlander",
