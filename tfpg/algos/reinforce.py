@@ -287,6 +287,7 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
             # 3. Gradient steps by the chosen update rule; K > 1 reuses the batch with IS weights.
             old_log_probs = log_prob(observations, actions).numpy()
             metrics: dict[str, float] = {}
+            kl_old = None   # sampled KL(pi_old || pi_theta) on the whole batch after the last epoch, once measured
             for epoch in range(config.reuse_epochs):
                 if config.update == "minibatch":   # a fresh shuffle every epoch
                     order = shuffle_rng.permutation(len(actions))
@@ -306,8 +307,9 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                             break
             metrics["reuse/epochs"] = epoch + 1
             if config.kl_adaptive_lr:
-                kl_batch = float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
-                metrics["lr"] = adapt_learning_rate(optimizer, kl_batch, config.target_kl, config.lr)
+                if kl_old is None:
+                    kl_old = float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
+                metrics["lr"] = adapt_learning_rate(optimizer, kl_old, config.target_kl, config.lr)
             if config.std_ceiling:
                 # Exploration noise the policy gradient does not shrink by itself (LunarLander's side engines
                 # fire unless |a_1| < 0.5, so sigma ~ 1 never lets the lander come to rest): cap it.
