@@ -159,6 +159,11 @@ def gradient_variance(flat_gradient, observations, actions, advantages, groups) 
     return float(np.mean(np.sum((grads - grads.mean(0)) ** 2, axis=1)))
 
 
+def sampled_kl_old(log_prob, observations, actions, old_log_probs) -> float:
+    """KL(pi_old || pi_theta) ~= mean_t [log pi_old(a_t|s_t) - log pi_theta(a_t|s_t)], the actions drawn from pi_old."""
+    return float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
+
+
 def adapt_learning_rate(optimizer, kl: float, target_kl: float, max_lr: float) -> float:
     """KL-adaptive step size: lr <- lr / 1.5 if the batch's KL(pi_old || pi) > 2 target_kl,
     lr <- min(1.5 lr, max_lr) if it is < target_kl / 2; returns the new lr.
@@ -302,13 +307,13 @@ def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume
                 if config.reuse_epochs > 1:
                     metrics[f"reuse/kl_epoch_{epoch + 1}"] = metrics["kl"]
                     if config.target_kl > 0:  # early stop: sampled KL(pi_old || pi_theta) on the whole batch
-                        kl_old = float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
+                        kl_old = sampled_kl_old(log_prob, observations, actions, old_log_probs)
                         if kl_old > config.target_kl:
                             break
             metrics["reuse/epochs"] = epoch + 1
             if config.kl_adaptive_lr:
                 if kl_old is None:
-                    kl_old = float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
+                    kl_old = sampled_kl_old(log_prob, observations, actions, old_log_probs)
                 metrics["lr"] = adapt_learning_rate(optimizer, kl_old, config.target_kl, config.lr)
             if config.std_ceiling:
                 # Exploration noise the policy gradient does not shrink by itself (LunarLander's side engines
