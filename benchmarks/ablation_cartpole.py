@@ -86,7 +86,8 @@ def main():
         f"\n\nMedians [min–max] over seeds {', '.join(map(str, args.seeds))}; `cartpole-reinforce` with "
         f"`--normalize false --lr 0.01`, budget {args.total_steps:,} env steps; env steps to 475 is the median "
         f"(a run that never got there counts as infinite). {m['date']}, "
-        "`python benchmarks/ablation_cartpole.py --readme`.\n\n![ablation learning curves](benchmarks/results/ablation_cartpole.png)")
+        "`python benchmarks/ablation_cartpole.py --readme`.\n\n"
+        "![ablation learning curves](benchmarks/results/ablation_cartpole.png)")
     print(table)
     for row in rows:
         for r in row["runs"]:

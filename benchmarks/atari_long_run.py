@@ -64,7 +64,7 @@ def main() -> None:
     resumed = (f"Interrupted and resumed {resumes} time(s) with `--resume`, from the last 100k-step checkpoint; "
                "the replay buffer is not checkpointed in this preset, so it was refilled after each resume. "
                if resumes > 0 else "")
-    text = (f"`{config['env_id']}`, `--algo {config['algo']}` with the `dqn-breakout` settings, seed {config['seed']}: "
+    text = (f"`{config['env_id']}`, `--algo {config['algo']}` with the `zoo-dqn-breakout` settings, seed {config['seed']}: "
             f"**{last_step:,} agent steps = {last_step * FRAME_SKIP / 1e6:.2f}M frames** of the "
             f"{config['total_steps'] * FRAME_SKIP / 1e6:.0f}M the preset budgets, {episodes:,} episodes; "
             f"`reward_100` (real score) at the end {curves['reward_100'][-1][1]:.1f}, best {best:.1f}; "

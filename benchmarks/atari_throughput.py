@@ -1,4 +1,4 @@
-"""Training throughput on Pong: env frames per second for book-pong-pg and dqn-pong, and replay memory.
+"""Training throughput on Pong: env frames per second for book-pong-pg and zoo-dqn-pong, and replay memory.
 
     nice -n 19 python benchmarks/atari_throughput.py [--warmup 4000] [--steps 20000] [--readme]
 
@@ -20,7 +20,7 @@ from benchmarks.common import machine, run_training, save, write_readme_section 
 
 RUNS = {
     "book-pong-pg": [],
-    "dqn-pong": ["--learning-starts", "2000", "--log-every", "1000"],
+    "zoo-dqn-pong": ["--learning-starts", "2000", "--log-every", "1000"],
 }
 
 

@@ -14,7 +14,7 @@ from common import footer, publish, run_presets, stats_cells
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--preset", nargs="+", default=["cartpole-reinforce", "seed000-cartpole-reinforce"])
+    p.add_argument("--preset", nargs="+", default=["cartpole-reinforce", "book-cartpole-reinforce"])
     p.add_argument("--extra", default="", help="extra train.py flags, quoted")
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = p.parse_args()

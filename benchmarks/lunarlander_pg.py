@@ -5,7 +5,7 @@
 For each seed, one after another (never two trainings at once on a 2-core machine): the tuned
 preset `lunarlander-pg` until reward_100 >= 200 (or its 1M-step budget), with the greedy
 evaluation of the final policy (10 fixed-seed episodes); then the seed preset
-`seed004-lunarlander` for the same number of env steps. Prints the table, saves
+`gaussian-pg-lunarlander` for the same number of env steps. Prints the table, saves
 benchmarks/results/lunarlander_pg.json and a learning-curve PNG, and with --readme rewrites the
 README's <!-- bench:lunarlander --> section.
 """
@@ -15,7 +15,7 @@ import subprocess
 
 from common import RESULTS, footer, publish, run_training, stats_cells
 
-TUNED, SEED = "lunarlander-pg", "seed004-lunarlander"
+TUNED, SEED = "lunarlander-pg", "gaussian-pg-lunarlander"
 
 
 def other_load() -> str:

@@ -5,7 +5,6 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def run_cli(args, cwd, module=None, timeout=600):

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli, run_tensorflow_only
 from tfpg import atari, envs as envs_lib
 from tfpg.replay import PixelReplayBuffer
-from tfpg.rollout import TransitionStepper
+from tfpg.stepping import VecStepper
 
 PONG = "ALE/Pong-v5"
 
@@ -129,7 +129,7 @@ def test_pixel_replay_rebuilds_the_stacks_the_env_produced():
     envs = gym.vector.SyncVectorEnv([lambda: gym.wrappers.FrameStackObservation(FrameEnv(), 4)] * n,
                                     autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     envs.reset(seed=0)
-    stepper = TransitionStepper(envs)
+    stepper = VecStepper(envs)
     buffer = PixelReplayBuffer(60, envs.single_observation_space, envs.single_action_space, seed=0, num_envs=n)
     pushed, counter, seen = {}, 0, set()
     for step in range(400):
@@ -137,33 +137,36 @@ def test_pixel_replay_rebuilds_the_stacks_the_env_produced():
             stepper.restart(seed=7)   # what a checkpoint does: envs reset mid-episode
         actions = counter + np.arange(n)
         counter += n
-        t = stepper.step(actions)
-        for i in range(len(t)):
-            pushed[int(t.actions[i])] = (t.observations[i].copy(), t.next_observations[i].copy(), t.rewards[i],
-                                         bool(t.terminated[i]), bool(t.truncated[i]))
-        buffer.add(**vars(t))
+        t = stepper.step(actions).transitions()
+        for i in range(len(t["rewards"])):
+            pushed[int(t["actions"][i])] = (t["observations"][i].copy(), t["next_observations"][i].copy(),
+                                            t["rewards"][i], bool(t["terminated"][i]), bool(t["truncated"][i]))
+        buffer.add(**t)
         seen |= _check_samples(buffer, pushed)
         recent = counter - 3 * 20   # 20 frames per env: nothing older may come back
         assert min(_check_samples(buffer, pushed)) >= recent - n
     envs.close()
     assert len(seen) > 300   # sampling covers the stored transitions, not a few of them
-    assert len(buffer) == 60
+    # len() counts exactly the transitions that can be sampled (brute force over every slot)
+    envs_, slots = np.divmod(np.arange(n * buffer.ring), buffer.ring)
+    assert len(buffer) == int(buffer._valid(envs_, slots).sum()) < buffer.added
+    assert len(buffer) < 60   # fewer than capacity: episode starts and final frames take slots too
 
 
 def test_pixel_replay_on_pong_frames_and_memory_per_transition():
     envs = envs_lib.make_vec_env(PONG, 2, seed=1)
-    stepper = TransitionStepper(envs)
+    stepper = VecStepper(envs)
     space = envs.single_observation_space
     buffer = PixelReplayBuffer(120, space, envs.single_action_space, seed=0, num_envs=2)
     pushed = {}
     rng = np.random.default_rng(0)
     for step in range(150):
-        t = stepper.step(rng.integers(0, 6, size=2))
-        keys = step * 2 + t.env_ids
+        t = stepper.step(rng.integers(0, 6, size=2)).transitions()
+        keys = step * 2 + t["env_ids"]
         for i, key in enumerate(keys):
-            pushed[int(key)] = (t.observations[i].copy(), t.next_observations[i].copy())
-        t.actions = keys   # identify the transitions through the stored action
-        buffer.add(**vars(t))
+            pushed[int(key)] = (t["observations"][i].copy(), t["next_observations"][i].copy())
+        t["actions"] = keys   # identify the transitions through the stored action
+        buffer.add(**t)
     envs.close()
     b = buffer.sample(200)
     for obs, key, next_obs in zip(b.observations, b.actions, b.next_observations):
@@ -183,13 +186,14 @@ def _tf_only_act(export_dir):
         "spec = sig.structured_input_signature[1]['observations']\n"
         "a = sig(observations=tf.constant(frames))['action'].numpy()\n"
         "print(json.dumps({'dtype': spec.dtype.name, 'shape': spec.shape.as_list(), 'actions': a.tolist(), "
-        "'modules': sorted(k for k in sys.modules if k.split('.')[0] in ('tfpg', 'gymnasium', 'ale_py', 'tensorflow_probability'))}))\n")
+        "'modules': sorted(k for k in sys.modules\n"
+        "                  if k.split('.')[0] in ('tfpg', 'gymnasium', 'ale_py', 'tensorflow_probability'))}))\n")
     return run_tensorflow_only(code, cwd="/")
 
 
 @pytest.mark.parametrize("preset, flags", [
     ("book-pong-pg", ["--num-envs", "2", "--steps-per-update", "32"]),
-    ("dqn-pong", ["--num-envs", "2", "--learning-starts", "100", "--buffer-size", "1000", "--log-every", "100"]),
+    ("zoo-dqn-pong", ["--num-envs", "2", "--learning-starts", "100", "--buffer-size", "1000", "--log-every", "100"]),
 ])
 def test_pong_trains_end_to_end_and_the_export_acts_on_raw_frames(preset, flags, workdir):
     proc = run_cli(["--preset", preset, "--total-steps", "300", "--hidden", "16", "--no-progress",
@@ -200,8 +204,23 @@ def test_pong_trains_end_to_end_and_the_export_acts_on_raw_frames(preset, flags,
     assert config["env_id"] == PONG and config["hidden"] == [16]
     out = _tf_only_act(str(workdir / "saved_models" / "r"))
     assert out["dtype"] == "uint8" and out["shape"] == [None, 4, 84, 84]
-    assert len(out["actions"]) == 3 and all(0 <= a < 6 for a in out["actions"])
+    assert len(out["actions"]) == 3
     assert out["modules"] == []   # no tfpg, gymnasium, ale-py or TFP: TensorFlow and numpy only
+
+
+def test_a_cnn_export_acts_exactly_as_the_in_process_policy(workdir):
+    """The same frames give the same greedy actions in a TensorFlow-only process as in process."""
+    from tfpg.export import export_policy
+    from tfpg.policies import CategoricalPolicy
+
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    policy = CategoricalPolicy(space, gym.spaces.Discrete(6), hidden=(16,), seed=0)
+    for v in policy.variables:   # away from the near-uniform init, so the actions vary with the frames
+        v.assign(np.random.default_rng(2).normal(0, 0.05, size=v.shape).astype(np.float32))
+    export_policy(policy, {"env_id": PONG}, str(workdir / "cnn"))
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
+    expected = policy.mode(frames).numpy().tolist()
+    assert _tf_only_act(str(workdir / "cnn"))["actions"] == expected
 
 
 def test_evaluate_an_atari_export_with_video(workdir):
@@ -217,16 +236,16 @@ def test_evaluate_an_atari_export_with_video(workdir):
 
 
 def test_atari_presets_pin_their_sources_values():
-    from tfpg.config import DEFAULT_PRESETS, build_config
+    from tfpg.config import build_config, default_preset
 
     pg = build_config(None, None, "book-pong-pg", {})
     assert (pg.algo, pg.env_id, pg.num_envs, pg.lr, pg.adam_eps, pg.entropy_beta, pg.steps_per_update, pg.returns,
             pg.n_steps, pg.gamma, pg.baseline, pg.baseline_window, pg.grad_clip, pg.stop_reward) == \
         ("reinforce", PONG, 32, 1e-4, 1e-3, 0.01, 128, "nstep", 10, 0.99, "moving", 1_000_000, 0.1, 18.0)
     for game in ("Pong", "Breakout"):
-        q = build_config(None, None, f"dqn-{game.lower()}", {})
+        q = build_config(None, None, f"zoo-dqn-{game.lower()}", {})
         assert (q.env_id, q.buffer_size, q.lr, q.batch_size, q.learning_starts, q.train_freq, q.gradient_steps,
                 q.target_sync * q.train_freq, q.eps_end, q.eps_decay_steps, q.loss, q.gamma, q.grad_clip,
                 q.checkpoint_replay) == (f"ALE/{game}-v5", 100_000, 1e-4, 32, 100_000, 4, 1, 1000, 0.01, 1_000_000,
                                          "huber", 0.99, 10.0, False)
-        assert DEFAULT_PRESETS[("dqn", q.env_id)] == f"dqn-{game.lower()}"
+        assert default_preset("dqn", q.env_id).name == f"zoo-dqn-{game.lower()}"

@@ -1,14 +1,16 @@
 """DQN pieces against brute force: TD targets, the compiled loss, target syncs, epsilon, collection."""
+from types import SimpleNamespace
+
 import gymnasium as gym
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.algos.dqn import (DQNUpdate, QPolicy, epsilon, epsilon_greedy, mlp_q_network, sync_target, td_loss,
+from tfpg.algos.dqn import (DQNUpdate, QPolicy, epsilon, epsilon_greedy, sync_target, td_loss,
                             td_targets)
 from tfpg.replay import TransitionBatch
-from tfpg.rollout import TransitionStepper
+from tfpg.stepping import VecStepper
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 GAMMA = 0.9
@@ -58,7 +60,7 @@ def test_huber_and_mse():
 
 def make_policy(seed=0):
     keras.utils.set_random_seed(seed)
-    return QPolicy(OBS_SPACE, gym.spaces.Discrete(3), mlp_q_network((16,)))
+    return QPolicy(OBS_SPACE, gym.spaces.Discrete(3), (16,))
 
 
 def random_batch(rng, n=32, steps=1):
@@ -168,14 +170,14 @@ def test_stepper_keeps_final_observations_and_skips_autoreset_steps():
                                                 max_episode_steps=5))
     envs.reset(seed=0)
     episodes = []
-    stepper = TransitionStepper(envs, on_episode=lambda r, l: episodes.extend(l.tolist()))
+    stepper = VecStepper(envs, on_episode=lambda r, n: episodes.extend(n.tolist()))
     rows = []
     for _ in range(18):
         before = stepper.observations.copy()
-        t = stepper.step(np.array([0, 1]))
+        t = SimpleNamespace(**stepper.step(np.array([0, 1])).transitions())
         rows.append((before, t))
     envs.close()
-    total = sum(len(t) for _, t in rows)
+    total = sum(len(t.rewards) for _, t in rows)
     assert stepper.env_steps == total == 15 * 2   # 18 vector steps, 3 of them resets per env
     assert all((r == 1.0).all() for _, t in rows for r in [t.rewards])
     ends = [t for _, t in rows if t.truncated.any()]
@@ -186,6 +188,6 @@ def test_stepper_keeps_final_observations_and_skips_autoreset_steps():
         if t.truncated.any():
             reset_obs = rows[k + 1][0]   # observations before the autoreset step: still the final ones
             np.testing.assert_array_equal(t.next_observations, reset_obs)
-            assert len(rows[k + 1][1]) == 0   # the autoreset step yields no transition
+            assert len(rows[k + 1][1].rewards) == 0   # the autoreset step yields no transition
             first_of_next = rows[k + 2][1]
             assert not np.allclose(first_of_next.observations, t.next_observations)

@@ -1,9 +1,9 @@
-"""Greedy evaluation: N whole episodes split over a vector env, equal to single-env runs."""
+"""Greedy evaluation: episode k starts from reset seed `seed + k`, whatever the vector layout."""
 import gymnasium as gym
 import numpy as np
 
 from tfpg.envs import make_vec_env
-from tfpg.evaluation import evaluate_returns, greedy_returns
+from tfpg.evaluation import EVAL_SEED, MAX_EVAL_ENVS, evaluate_returns, greedy_returns
 
 
 def lean_controller(obs):
@@ -12,37 +12,33 @@ def lean_controller(obs):
     return (obs[:, 2] > 0).astype(np.int64)
 
 
-def single_env_returns(seed, episodes):
+def single_env_return(seed):
+    """One episode in a plain gym.make env reset with `seed`: the brute-force reference."""
     env = gym.make("CartPole-v1")
-    out = []
     obs, _ = env.reset(seed=seed)
-    for _ in range(episodes):
-        total, done = 0.0, False
-        while not done:
-            obs, r, term, trunc, _ = env.step(int(lean_controller(obs)[0]))
-            total += r
-            done = term or trunc
-        out.append(total)
-        obs, _ = env.reset()
+    total, done = 0.0, False
+    while not done:
+        obs, r, term, trunc, _ = env.step(int(lean_controller(obs)[0]))
+        total += r
+        done = term or trunc
     env.close()
-    return out
+    return total
 
 
-def test_returns_equal_single_env_episodes_with_even_quotas():
-    envs = make_vec_env("CartPole-v1", 2, seed=0, vector_mode="sync")
-    returns = evaluate_returns(lean_controller, envs, 5, seed=7)
+def test_episode_k_is_the_single_env_episode_from_seed_plus_k():
+    episodes = MAX_EVAL_ENVS + 4   # two rounds, the second one partly used
+    returns = greedy_returns(lean_controller, "CartPole-v1", episodes, seed=7)
+    expected = [single_env_return(7 + k) for k in range(episodes)]
+    np.testing.assert_array_equal(returns, expected)
+    assert len(set(expected)) > 3   # not vacuous: the start states differ
+
+
+def test_the_vector_layout_does_not_change_the_returns():
+    envs = make_vec_env("CartPole-v1", 3, seed=0, vector_mode="sync")
+    three = evaluate_returns(lean_controller, envs, 7, seed=EVAL_SEED)
     envs.close()
-    # sub-env 0 (seed 7) runs 3 episodes, sub-env 1 (seed 8) runs 2; order is order of completion
-    expected = single_env_returns(7, 3) + single_env_returns(8, 2)
-    assert len(returns) == 5 and sorted(returns) == sorted(expected)
-    assert len(set(expected)) > 1   # not vacuous
-
-
-def test_same_seed_same_returns_and_episode_count():
-    a = greedy_returns(lean_controller, "CartPole-v1", 12, seed=3)
-    b = greedy_returns(lean_controller, "CartPole-v1", 12, seed=3)
-    assert len(a) == 12 and np.array_equal(a, b)
-    assert a.mean() > 30   # the controller beats random play (~22)
+    np.testing.assert_array_equal(three, greedy_returns(lean_controller, "CartPole-v1", 7))
+    assert greedy_returns(lean_controller, "CartPole-v1", 12).mean() > 30   # the controller beats random (~22)
 
 
 def test_random_policy_is_near_22():

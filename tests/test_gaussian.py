@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.algos import policy_kind
+from tfpg.policies import policy_kind, restore_variables, snapshot_variables
+from tfpg.stepping import VecStepper
 from tfpg.algos.reinforce import make_update
 from conftest import run_tensorflow_only
 from tfpg.errors import ConfigError
@@ -157,7 +158,7 @@ def test_env_actions_respect_the_bounds_but_stored_actions_are_unclipped():
         sent.append(policy.env_action(actions))
         return sent[-1]
 
-    batch = EpisodeCollector(envs, policy.act_numpy, to_env=to_env).collect(min_episodes=2)
+    batch = EpisodeCollector(VecStepper(envs), policy.act_numpy, to_env=to_env).collect(min_episodes=2)
     envs.close()
     sent = np.concatenate(sent)
     assert sent.min() >= -1.0 and sent.max() <= 1.0
@@ -232,11 +233,11 @@ def test_policy_state_round_trips_every_variable_the_graph_reads():
     policy = gaussian(normalize_obs=True)
     policy.normalizer.update(np.random.default_rng(5).normal(3.0, 2.0, size=(100, 8)))
     obs = np.random.default_rng(6).normal(size=(10, 8)).astype(np.float32)
-    state, before = policy.get_state(), policy.distribution_params(obs)
+    state, before = snapshot_variables(policy), policy.distribution_params(obs)
     for v in policy.variables:
         v.assign(v + 1.0)
     policy.normalizer.update(np.full((100, 8), 50.0))
-    policy.set_state(state)
+    restore_variables(policy, state)
     after = policy.distribution_params(obs)
     for key in before:
         np.testing.assert_array_equal(before[key].numpy(), after[key].numpy())
@@ -251,7 +252,7 @@ def test_async_and_sync_collection_give_identical_batches():
         envs = make_vec_env("LunarLanderContinuous-v3", num_envs=2, seed=7, vector_mode=mode)
         keras.utils.set_random_seed(7)                  # what train() does: same initial weights
         policy = GaussianPolicy(envs.single_observation_space, envs.single_action_space, hidden=(8,), seed=7)
-        batches.append(EpisodeCollector(envs, policy.act_numpy, to_env=policy.env_action).collect(min_episodes=3))
+        batches.append(EpisodeCollector(VecStepper(envs), policy.act_numpy, to_env=policy.env_action).collect(min_episodes=3))
         envs.close()
     sync, async_ = batches
     for field in ("observations", "actions", "rewards", "lengths", "terminated", "final_observations"):

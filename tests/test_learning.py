@@ -1,5 +1,6 @@
 """Learning tests: fixed seed, fixed env-step budget, a bar that a random policy cannot pass."""
-from tfpg.algos import prepare_paths, run_algorithm
+from tfpg.checks import prepare_paths
+from tfpg.trainer import train
 from tfpg.config import build_config
 
 RANDOM_CARTPOLE_REWARD_100 = 22  # uniform random actions average about 22 steps
@@ -9,7 +10,7 @@ def test_reinforce_default_preset_learns_cartpole(tmp_path):
     config = build_config("reinforce", "CartPole-v1", None, dict(
         seed=0, total_steps=100_000, stop_reward=None, progress=False, export=False,
         logdir=str(tmp_path), run_name="learn"))
-    result = run_algorithm(config, *prepare_paths(config))
+    result = train(config, *prepare_paths(config))
     assert result.env_steps >= 100_000
     assert result.reward_100 >= 150, result
     assert result.reward_100 > 5 * RANDOM_CARTPOLE_REWARD_100
@@ -20,7 +21,7 @@ def test_dqn_default_preset_learns_cartpole(tmp_path):
     50k env steps: the greedy policy gets there, and the epsilon-greedy training episodes beat random."""
     config = build_config("dqn", "CartPole-v1", None, dict(
         seed=0, total_steps=50_000, progress=False, export=False, logdir=str(tmp_path), run_name="learn-dqn"))
-    result = run_algorithm(config, *prepare_paths(config))
+    result = train(config, *prepare_paths(config))
     assert result.solved and result.eval_reward >= 475, result
     assert result.eval_env_steps == result.env_steps < 50_000
     # training episodes run epsilon-greedy and the window holds early ones, yet beat random clearly

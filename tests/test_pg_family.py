@@ -112,17 +112,16 @@ def test_kl_metric_equals_tfp_kl_of_the_distributions_before_and_after():
     np.testing.assert_allclose(float(metrics["kl"]), kl_closed, rtol=1e-3)
 
 
-def test_linear_baseline_equals_scikit_learn_and_persists_as_arrays():
-    from sklearn.linear_model import LinearRegression
-
+def test_linear_baseline_equals_least_squares_and_persists_as_arrays():
     rng = np.random.default_rng(3)
     obs = rng.normal(size=(200, 4))
     returns = obs @ np.array([1.0, -2.0, 0.5, 0.0]) + 3.0 + rng.normal(0, 0.1, 200)
     b = LinearBaseline(4)
     np.testing.assert_array_equal(b.values(obs), 0.0)  # nothing fitted yet: no dummy row
     b.fit(obs, returns)
-    ref = LinearRegression().fit(obs, returns)
-    np.testing.assert_allclose(b.values(obs), ref.predict(obs), rtol=1e-5, atol=1e-5)
+    design = np.hstack([obs, np.ones((len(obs), 1))])           # V(s) = w.s + c by ordinary least squares
+    coef, *_ = np.linalg.lstsq(design, returns, rcond=None)
+    np.testing.assert_allclose(b.values(obs), design @ coef, rtol=1e-5, atol=1e-5)
     state = b.state()
     assert all(isinstance(v, (np.ndarray, np.floating)) for v in state.values())
     c = LinearBaseline(4)
@@ -156,15 +155,17 @@ def test_mean_and_moving_baselines():
 def test_n_step_collector_hands_out_each_transition_once_with_brute_force_returns():
     from tfpg.envs import make_vec_env
     from tfpg.rollout import NStepCollector
+    from tfpg.stepping import VecStepper
 
     envs = make_vec_env("CartPole-v1", num_envs=3, seed=5, vector_mode="sync")
     rng = np.random.default_rng(0)
-    collector = NStepCollector(envs, lambda obs: rng.integers(0, 2, len(obs)), n=4, gamma=0.5)
+    stepper = VecStepper(envs)
+    collector = NStepCollector(stepper, lambda obs: rng.integers(0, 2, len(obs)), n=4, gamma=0.5)
     batches = [collector.collect(min_transitions=7) for _ in range(30)]
     envs.close()
     total = sum(b.num_steps for b in batches)
-    pending = sum(int(row[5].sum()) for row in collector._rows)
-    assert total + pending == collector.env_steps
+    pending = sum(int(row.live.sum()) for row in collector._rows)
+    assert total + pending == stepper.env_steps
     obs = np.concatenate([b.observations for b in batches])
     assert len(np.unique(obs, axis=0)) == len(obs)   # no transition twice
     # CartPole pays 1 per step: the partial return is sum_{k<j} 0.5^k, j = min(4, steps left).

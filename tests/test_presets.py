@@ -1,21 +1,25 @@
 """Every preset runs; the presets that reproduce a source keep its hyperparameters."""
 import pytest
 
-from tfpg.algos import prepare_paths, run_algorithm
-from tfpg.config import PRESETS, build_config
+from tfpg.checks import prepare_paths
+from tfpg.trainer import train
+from tfpg.algos import presets
+from tfpg.config import build_config
+
+PRESETS = presets()
 
 # What each seed document specifies (REFERENCE.md). Changing a value here needs a reason.
 PINNED = {
-    "seed000-cartpole-reinforce": dict(algo="reinforce", env_id="CartPole-v1", hidden=(128,), lr=0.01, gamma=0.99,
+    "book-cartpole-reinforce": dict(algo="reinforce", env_id="CartPole-v1", hidden=(128,), lr=0.01, gamma=0.99,
                                        episodes_per_update=4, returns="reward_to_go", baseline="none",
                                        normalize=False, num_envs=1, entropy_beta=0.0),
-    "seed000-cartpole-pg": dict(algo="reinforce", env_id="CartPole-v1", hidden=(128,), lr=0.001, gamma=0.99,
+    "book-cartpole-pg": dict(algo="reinforce", env_id="CartPole-v1", hidden=(128,), lr=0.001, gamma=0.99,
                                 returns="nstep", n_steps=10, steps_per_update=8, baseline="mean",
                                 entropy_beta=0.01, normalize=False, num_envs=1),
-    "seed002-batch-reinforce": dict(algo="reinforce", env_id="CartPole-v1", hidden=(128,), gamma=1.0,
+    "fastcampus-batch-reinforce": dict(algo="reinforce", env_id="CartPole-v1", hidden=(128,), gamma=1.0,
                                     episodes_per_update=2, update="batch", normalize=True, baseline="none",
                                     num_envs=1),
-    "seed004-lunarlander": dict(algo="reinforce", env_id="LunarLanderContinuous-v3", policy="gaussian",
+    "gaussian-pg-lunarlander": dict(algo="reinforce", env_id="LunarLanderContinuous-v3", policy="gaussian",
                                 hidden=(32, 32), activation="relu", log_std_init=0.0, gamma=0.97,
                                 steps_per_update=3000, baseline="linear", normalize=True, lr=1e-3,
                                 normalize_obs=False, entropy_beta=0.0, reuse_epochs=1, update="batch"),
@@ -34,6 +38,22 @@ def test_every_preset_runs_end_to_end(tmp_path, name):
     config = build_config(None, None, name, dict(total_steps=400, progress=False, logdir=str(tmp_path),
                                                  export_dir=str(tmp_path / "models"), run_name="p",
                                                  num_envs=min(PRESETS[name].overrides.get("num_envs", 1), 4)))
-    result = run_algorithm(config, *prepare_paths(config))
+    result = train(config, *prepare_paths(config))
     assert result.env_steps >= 400
     assert (tmp_path / "models" / "p" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("old, new", [("seed000-cartpole-reinforce", "book-cartpole-reinforce"),
+                                      ("seed001-dqn-cartpole", "hwang-dqn-cartpole"),
+                                      ("dqn-pong", "zoo-dqn-pong")])
+def test_old_preset_names_still_work_with_a_one_line_notice(capsys, old, new):
+    config = build_config(None, None, old, {})
+    assert config.to_dict() == build_config(None, None, new, {}).to_dict()
+    notice = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert notice == [f"train.py: note: preset {old!r} is now called {new!r}; the old name will be removed"]
+
+
+def test_every_preset_cites_a_source_outside_this_repository():
+    for preset in PRESETS.values():
+        assert "REFERENCE.md" not in preset.source and "seed00" not in preset.name, preset.name
+        assert len(preset.source) > 20

@@ -10,10 +10,13 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, run_cli
 
-from tfpg.algos import prepare_paths, run_algorithm
+from tfpg.checks import prepare_paths
+from tfpg.trainer import train
+from tfpg.algos.dqn import DQN
+from tfpg.algos.reinforce import Reinforce
 from tfpg.checkpoint import latest_checkpoint
 from tfpg.config import build_config
-from tfpg.run import TrainingError
+from tfpg.trainer import TrainingError
 
 # A deterministic, quick configuration: few envs, small net, checkpoints every 4k steps.
 SMALL = dict(num_envs=4, hidden=(32,), episodes_per_update=4, lr=0.01, stop_reward=None, checkpoint_every=4000)
@@ -27,8 +30,8 @@ def _train(tmp_path, name, total_steps, resume=False, **extra):
         export_dir=str(tmp_path / "models"), run_name=name, **extra))
     if resume:
         run_dir = str(tmp_path / "runs" / name)
-        return run_algorithm(config, run_dir, str(tmp_path / "models" / name), resume=True)
-    return run_algorithm(config, *prepare_paths(config))
+        return train(config, run_dir, str(tmp_path / "models" / name), resume=True)
+    return train(config, *prepare_paths(config))
 
 
 def _logits(path, obs):
@@ -57,17 +60,17 @@ def test_gaussian_resume_reproduces_the_uninterrupted_run(tmp_path):
                  vector_mode="sync", lr=1e-3, target_kl=1e-4, kl_adaptive_lr=True, std_ceiling=0.6,
                  std_ceiling_steps=2000)
 
-    def train(name, total_steps, resume=False):
+    def fit(name, total_steps, resume=False):
         config = build_config("reinforce", "LunarLanderContinuous-v3", None, dict(
             flags, seed=2, total_steps=total_steps, progress=False, logdir=str(tmp_path / "runs"),
             export_dir=str(tmp_path / "models"), run_name=name))
         if resume:
-            return run_algorithm(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
-        return run_algorithm(config, *prepare_paths(config))
+            return train(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
+        return train(config, *prepare_paths(config))
 
-    full = train("full", 3_000)
-    part = train("part", 1_500)
-    resumed = train("part", 3_000, resume=True)
+    full = fit("full", 3_000)
+    part = fit("part", 1_500)
+    resumed = fit("part", 3_000, resume=True)
     assert part.env_steps < full.env_steps and resumed.env_steps == full.env_steps
     obs = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
     dist = [tf.saved_model.load(str(tmp_path / "models" / n)).signatures["distribution"](observations=tf.constant(obs))
@@ -88,8 +91,8 @@ def _train_dqn(tmp_path, name, total_steps, resume=False, **extra):
         SMALL_DQN, seed=5, total_steps=total_steps, progress=False, logdir=str(tmp_path / "runs"),
         export_dir=str(tmp_path / "models"), run_name=name, **extra))
     if resume:
-        return run_algorithm(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
-    return run_algorithm(config, *prepare_paths(config))
+        return train(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
+    return train(config, *prepare_paths(config))
 
 
 def _q_values(path, obs):
@@ -137,8 +140,26 @@ def _newest_scalars(run_dir):
     return sorted(by_step.items())
 
 
+def _poison(monkeypatch, cls, method, updates, spoil):
+    """Make `cls.method`'s result non-finite (via `spoil`) on the calls numbered `updates` (0-based):
+    the algorithms call it once per update."""
+    original, calls = getattr(cls, method), []
+
+    def poisoned(self, *args):
+        out = original(self, *args)
+        calls.append(None)
+        return spoil(out) if len(calls) - 1 in updates else out
+
+    monkeypatch.setattr(cls, method, poisoned)
+
+
+def _nan_rewards(batch):
+    batch.rewards[:] = np.nan
+    return batch
+
+
 def test_dqn_poisoned_update_is_skipped_and_counted(tmp_path, monkeypatch):
-    monkeypatch.setenv("TFPG_TEST_POISON_UPDATES", "3")
+    _poison(monkeypatch, DQN, "sample", {3}, _nan_rewards)
     _train_dqn(tmp_path, "dqn-nan", 2_000)
     summary = json.loads((tmp_path / "runs" / "dqn-nan" / "summary.json").read_text())
     assert summary["nonfinite_updates"] == 1
@@ -146,10 +167,11 @@ def test_dqn_poisoned_update_is_skipped_and_counted(tmp_path, monkeypatch):
     assert np.isfinite(_q_values(str(tmp_path / "models" / "dqn-nan"), obs)).all()
 
 
-def _spawn(args, cwd, **env):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONPATH=ROOT, **env))
+def _spawn(args, cwd, checkpoint_delay: float):
+    """train.py ARGS in a subprocess whose checkpoint writes are slowed and announced (tests/slow_writes.py)."""
+    script = os.path.join(ROOT, "tests", "slow_writes.py")
+    return subprocess.Popen([sys.executable, script, str(checkpoint_delay), *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT))
 
 
 def _wait_for(proc, marker, count=1):
@@ -175,25 +197,25 @@ def _all_checkpoints_load(run_dir):
 
 def test_sigkill_at_several_points_then_resume_completes_exactly(tmp_path):
     budget = ["--total-steps", "30000"]
-    ref = run_cli(SMALL_FLAGS + budget + ["--run-name", "ref", "--no-export"], cwd=tmp_path)
+    ref = run_cli(SMALL_FLAGS + budget + ["--run-name", "ref"], cwd=tmp_path)
     assert ref.returncode == 0, ref.stdout + ref.stderr
     reference = json.loads((tmp_path / "runs" / "ref" / "summary.json").read_text())
 
-    run = ["--run-name", "k", "--no-export"]
+    run = ["--run-name", "k"]
     # 1. killed while its 2nd checkpoint is being written (data files on disk, state file not yet updated)
-    p = _spawn(SMALL_FLAGS + budget + run, tmp_path, TFPG_TEST_CHECKPOINT_DELAY="3")
+    p = _spawn(SMALL_FLAGS + budget + run, tmp_path, checkpoint_delay=3)
     _wait_for(p, "checkpoint data written", count=2)
     p.send_signal(signal.SIGKILL)
     p.wait()
     _all_checkpoints_load(str(tmp_path / "runs" / "k"))
     # 2. resumed, then killed just after a checkpoint was completed
-    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, TFPG_TEST_CHECKPOINT_DELAY="0.01")
+    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, checkpoint_delay=0.01)
     _wait_for(p, "checkpoint state updated", count=2)
     p.send_signal(signal.SIGKILL)
     p.wait()
     _all_checkpoints_load(str(tmp_path / "runs" / "k"))
     # 3. resumed again, killed while writing the next checkpoint
-    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, TFPG_TEST_CHECKPOINT_DELAY="3")
+    p = _spawn(["--resume", "runs/k", "--no-progress"], tmp_path, checkpoint_delay=3)
     _wait_for(p, "checkpoint data written")
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -205,11 +227,14 @@ def test_sigkill_at_several_points_then_resume_completes_exactly(tmp_path):
     assert summary["episodes"] == reference["episodes"]        # reward_100 history carried over
     assert summary["reward_100"] == pytest.approx(reference["reward_100"], abs=1e-9)
     _all_checkpoints_load(str(tmp_path / "runs" / "k"))
+    # the same policy: the final export's logits equal the uninterrupted run's
+    obs = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    np.testing.assert_allclose(_logits(str(tmp_path / "saved_models" / "k"), obs),
+                               _logits(str(tmp_path / "saved_models" / "ref"), obs), rtol=1e-5, atol=1e-6)
 
 
 def test_sigint_leaves_a_loadable_export_and_a_resumable_checkpoint(tmp_path):
-    p = _spawn(SMALL_FLAGS + ["--total-steps", "400000", "--run-name", "i"], tmp_path,
-               TFPG_TEST_CHECKPOINT_DELAY="0.01")
+    p = _spawn(SMALL_FLAGS + ["--total-steps", "400000", "--run-name", "i"], tmp_path, checkpoint_delay=0.01)
     _wait_for(p, "checkpoint state updated")
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=120)
@@ -227,7 +252,7 @@ def test_sigint_leaves_a_loadable_export_and_a_resumable_checkpoint(tmp_path):
 
 
 def test_a_poisoned_update_is_skipped_and_counted(tmp_path, monkeypatch):
-    monkeypatch.setenv("TFPG_TEST_POISON_UPDATES", "2")
+    _poison(monkeypatch, Reinforce, "advantages", {2}, lambda a: np.full_like(a, np.nan))
     result = _train(tmp_path, "nan1", 3000)
     summary = json.loads((tmp_path / "runs" / "nan1" / "summary.json").read_text())
     assert summary["nonfinite_updates"] == 1 and result.env_steps >= 3000
@@ -236,17 +261,34 @@ def test_a_poisoned_update_is_skipped_and_counted(tmp_path, monkeypatch):
 
 
 def test_k_nonfinite_updates_in_a_row_stop_with_the_last_good_checkpoint_intact(tmp_path, monkeypatch):
-    monkeypatch.setenv("TFPG_TEST_POISON_UPDATES", "3,4,5")
+    _poison(monkeypatch, Reinforce, "advantages", {3, 4, 5}, lambda a: np.full_like(a, np.nan))
     with pytest.raises(TrainingError, match="3 updates in a row had a non-finite"):
         _train(tmp_path, "nan3", 100_000, checkpoint_every=1, max_nonfinite=3)
     _all_checkpoints_load(str(tmp_path / "runs" / "nan3"))
     assert not (tmp_path / "models" / "nan3").exists()
 
 
+# Exports a small policy; with a delay, announces and widens the windows of a replacing export
+# (wrapping tfpg.export._swap_into_place and, inside it, os.rename: production code has no hook).
 EXPORTER = r"""
-import sys, gymnasium as gym, numpy as np
+import os, sys, time, gymnasium as gym, numpy as np
+from tfpg import export
 from tfpg.export import export_policy
 from tfpg.policies import CategoricalPolicy
+delay = float(sys.argv[3])
+swap, rename = export._swap_into_place, os.rename
+def slow_rename(src, dst):
+    rename(src, dst)
+    if ".old-" in dst:
+        print("tfpg-test: old export moved aside", flush=True)
+        time.sleep(delay)
+def slow_swap(staged, path):
+    print("tfpg-test: export staged", flush=True)
+    time.sleep(delay)
+    os.rename = slow_rename
+    swap(staged, path)
+if delay:
+    export._swap_into_place = slow_swap
 policy = CategoricalPolicy(gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(2), hidden=(8,), seed=0)
 export_policy(policy, {"env_id": "CartPole-v1", "generation": int(sys.argv[2])}, sys.argv[1], overwrite=True)
 print("tfpg-test: export done", flush=True)
@@ -257,9 +299,9 @@ print("tfpg-test: export done", flush=True)
 def test_a_killed_export_leaves_the_old_export_or_none(tmp_path, marker, expect):
     target = str(tmp_path / "model")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-c", EXPORTER, target, "1"], env=env, check=True, capture_output=True)
-    p = subprocess.Popen([sys.executable, "-c", EXPORTER, target, "2"], text=True, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, env=dict(env, TFPG_TEST_EXPORT_DELAY="3"))
+    subprocess.run([sys.executable, "-c", EXPORTER, target, "1", "0"], env=env, check=True, capture_output=True)
+    p = subprocess.Popen([sys.executable, "-c", EXPORTER, target, "2", "3"], text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env)
     _wait_for(p, marker)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -271,5 +313,5 @@ def test_a_killed_export_leaves_the_old_export_or_none(tmp_path, marker, expect)
     else:
         assert not os.path.exists(target)
     # the next export cleans up what the killed one left behind
-    subprocess.run([sys.executable, "-c", EXPORTER, target, "3"], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", EXPORTER, target, "3", "0"], env=env, check=True, capture_output=True)
     assert sorted(os.listdir(tmp_path)) == ["model"]

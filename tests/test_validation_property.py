@@ -6,11 +6,12 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tfpg.algos import check_run
-from tfpg.config import CONFIG_CLASSES, PRESETS, build_config, validate
+from tfpg.algos import config_classes, presets
+from tfpg.checks import check_run
+from tfpg.config import build_config, validate
 from tfpg.errors import ConfigError
 
-FIELDS = sorted({f.name for cls in CONFIG_CLASSES.values() for f in dataclasses.fields(cls)} - {"algo"})
+FIELDS = sorted({f.name for cls in config_classes().values() for f in dataclasses.fields(cls)} - {"algo"})
 
 # Values of every kind a flag, a preset or a resumed config.json could carry.
 ANY_VALUE = st.one_of(
@@ -27,9 +28,9 @@ ANY_VALUE = st.one_of(
 )
 
 overrides = st.dictionaries(st.sampled_from(FIELDS), ANY_VALUE, max_size=6)
-algo = st.sampled_from([None, *CONFIG_CLASSES, "ppo", ""])
+algo = st.sampled_from([None, *config_classes(), "ppo", ""])
 env = st.sampled_from([None, "CartPole-v1", "LunarLanderContinuous-v3", "CartPol-v1", "MountainCar-v0"])
-preset = st.sampled_from([None, *PRESETS, "nope"])
+preset = st.sampled_from([None, *presets(), "nope"])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

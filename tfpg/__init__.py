@@ -2,7 +2,9 @@
 import os
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines, oneDNN notices) hides the
-# messages that matter; users can still lower the level by setting the variable themselves.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# messages that matter. TFPG_TF_LOGS=1 shows it (and tfpg.quiet then filters nothing).
+SHOW_TF_LOGS = os.environ.get("TFPG_TF_LOGS", "") not in ("", "0")
+if not SHOW_TF_LOGS:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -33,6 +33,9 @@ FRAME_SKIP = 4
 FRAME_STACK = 4
 SCREEN_SIZE = 84
 NOOP_MAX = 30
+VECTOR_ENTRY_POINT_REFUSED = ("{env_id}: tfpg builds Atari envs from gymnasium's wrappers (ale-py's C++ vector env pads "
+                              "episode starts with black frames instead of the reset frame); use --vector-mode auto, "
+                              "sync or async")
 
 
 def is_atari(spec: gym.envs.registration.EnvSpec) -> bool:
@@ -50,8 +53,8 @@ def make_atari_env(env_id: str, terminal_on_life_loss: bool = False, render_mode
     return FrameStackObservation(env, FRAME_STACK)
 
 
-def make_atari_vec_env(env_id: str, num_envs: int, vector_mode: str,
-                       terminal_on_life_loss: bool = False) -> gym.vector.VectorEnv:
+def make_atari_vec_env(env_id: str, num_envs: int, vector_mode: str, terminal_on_life_loss: bool = False,
+                       render_mode: str | None = None) -> gym.vector.VectorEnv:
     """`num_envs` preprocessed sub-envs in a Sync or Async vector env (NEXT_STEP autoreset).
 
     ale-py's C++ vector env (vector_entry_point) is refused: its frame stack pads the start of an
@@ -59,10 +62,8 @@ def make_atari_vec_env(env_id: str, num_envs: int, vector_mode: str,
     policy would see other observations at every episode start (benchmarks/atari_vector_modes.py).
     """
     if vector_mode == "vector_entry_point":
-        raise ConfigError(f"{env_id}: tfpg builds Atari envs from gymnasium's wrappers; ale-py's C++ vector env pads "
-                          "episode starts with black frames instead of the reset frame. Use --vector-mode auto, sync "
-                          "or async")
-    make = functools.partial(make_atari_env, env_id, terminal_on_life_loss)
+        raise ConfigError(VECTOR_ENTRY_POINT_REFUSED.format(env_id=env_id))
+    make = functools.partial(make_atari_env, env_id, terminal_on_life_loss, render_mode=render_mode)
     mode = gym.vector.AutoresetMode.NEXT_STEP
     if vector_mode == "async":
         return gym.vector.AsyncVectorEnv([make] * num_envs, autoreset_mode=mode)

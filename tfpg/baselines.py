@@ -172,7 +172,7 @@ class CriticBaseline(NoBaseline):
         return {"critic": self.model, "critic_optimizer": self.optimizer}
 
 
-BASELINES = ("none", "mean", "moving", "linear", "critic")
+BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 
 
 def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(64, 64), lr: float = 1e-3,

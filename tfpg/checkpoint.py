@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import glob
 import json
+import dataclasses
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -39,10 +39,11 @@ class TrainingCheckpoint:
         for name, value in arrays.items():
             self._arrays[name].assign(np.asarray(value))
         prefix = self._checkpoint.write(os.path.join(self.directory, f"ckpt-{env_steps}"))
-        delay = float(os.environ.get("TFPG_TEST_CHECKPOINT_DELAY", "0"))
-        if delay:  # test hook: widen the window between data files and the state file
-            print(f"tfpg-test: checkpoint data written {prefix}", flush=True)
-            time.sleep(delay)
+        self._point_to(prefix)
+        return prefix
+
+    def _point_to(self, prefix: str) -> None:
+        """Make `prefix` the latest checkpoint (its data files are complete) and delete the oldest beyond `keep`."""
         name = os.path.basename(prefix)   # relative names: the run folder can be moved
         state = tf.train.get_checkpoint_state(self.directory)
         previous = [os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else [])]
@@ -50,13 +51,10 @@ class TrainingCheckpoint:
         kept = (previous + [name])[-self.keep:]
         # TF writes the state file atomically (temp file + rename).
         tf.compat.v1.train.update_checkpoint_state(self.directory, name, all_model_checkpoint_paths=kept)
-        if delay:
-            print(f"tfpg-test: checkpoint state updated {prefix}", flush=True)
         for old in previous:
             if old not in kept:
                 for f in glob.glob(os.path.join(self.directory, old + ".*")):
                     os.remove(f)
-        return prefix
 
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(self.directory)
@@ -86,3 +84,25 @@ def rng_state_from_array(rng: np.random.Generator, array: np.ndarray) -> None:
 def env_reset_seed(seed: int, env_steps: int) -> int:
     """The seed for re-seeding the envs after the checkpoint at `env_steps` (same on resume)."""
     return int(np.random.SeedSequence([seed, env_steps]).generate_state(1)[0] % (2**31))
+
+
+def dataclass_arrays(obj) -> dict[str, np.ndarray]:
+    """A dataclass's fields as named arrays: the one declaration of what a checkpoint keeps of it."""
+    return {f.name: np.asarray(getattr(obj, f.name), dtype=_DTYPES[_base(f)]) for f in dataclasses.fields(obj)}
+
+
+def load_dataclass_arrays(obj, arrays: dict[str, np.ndarray]) -> None:
+    """Set each field of `obj` from `dataclass_arrays`' output (the inverse)."""
+    for f in dataclasses.fields(obj):
+        value = np.asarray(arrays[f.name])
+        setattr(obj, f.name, value.tolist() if _base(f).startswith("list") else _SCALARS[_base(f)](value))
+
+
+def _base(f: dataclasses.Field) -> str:
+    from tfpg.options import kind
+
+    return kind(f)[0]
+
+
+_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "list[float]": np.float64, "list[int]": np.int64}
+_SCALARS = {"int": int, "float": float, "bool": bool}

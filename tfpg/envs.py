@@ -67,7 +67,7 @@ def env_spaces(env_id: str) -> EnvSpaces:
 
 
 def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto", training: bool = False,
-                 terminal_on_life_loss: bool = False) -> gym.vector.VectorEnv:
+                 terminal_on_life_loss: bool = False, render_mode: str | None = None) -> gym.vector.VectorEnv:
     """A seeded vector env of `num_envs` copies of `env_id` that records episode statistics.
 
     vector_mode "auto" uses the env's own batched implementation where gymnasium has one
@@ -77,30 +77,23 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto
 
     Atari games are built by `tfpg.atari`; with `training` their rewards are clipped to sign(r)
     *outside* the episode statistics, which keep the real score. Evaluation envs are unclipped.
+    Autoreset is NEXT_STEP; `tfpg.stepping.VecStepper` checks that the env declares it.
     """
     spec = check_env_id(env_id)
     if atari.is_atari(spec):
         envs = atari.make_atari_vec_env(env_id, num_envs, "sync" if vector_mode == "auto" else vector_mode,
-                                        terminal_on_life_loss)
+                                        terminal_on_life_loss, render_mode=render_mode)
         envs = atari.record_then_clip(envs, clip=training)
-        envs.reset(seed=seed)
-        envs.action_space.seed(seed)
-        return envs
-    if terminal_on_life_loss:
-        raise ConfigError(f"--terminal-on-life-loss applies to Atari games only, not {env_id}")
-    if vector_mode == "auto":
-        vector_mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    if vector_mode == "vector_entry_point" and spec.vector_entry_point is None:
-        raise ConfigError(f"{env_id} has no batched implementation; use --vector-mode sync or async")
-    kwargs = {}
-    if vector_mode != "vector_entry_point":
-        kwargs["vector_kwargs"] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vector_mode, **kwargs)
-    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
-    if mode != gym.vector.AutoresetMode.NEXT_STEP:
-        envs.close()
-        raise RuntimeError(f"{env_id}: expected NEXT_STEP autoreset, got {mode}")
-    envs = RecordEpisodeStatistics(envs, buffer_length=100)
+    else:
+        if vector_mode == "auto":
+            vector_mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+        if vector_mode == "vector_entry_point" and spec.vector_entry_point is None:
+            raise ConfigError(f"{env_id} has no batched implementation; use --vector-mode sync or async")
+        kwargs = {} if render_mode is None else {"render_mode": render_mode}
+        if vector_mode != "vector_entry_point":
+            kwargs["vector_kwargs"] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+        envs = RecordEpisodeStatistics(gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vector_mode,
+                                                    **kwargs), buffer_length=100)
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
     return envs

@@ -1,9 +1,11 @@
 """Run an exported tfpg SavedModel in its environment and report the episode returns.
 
-    python -m tfpg.evaluate saved_models/<run> [--episodes 10] [--seed 0] [--stochastic] [--video DIR]
+    python -m tfpg.evaluate saved_models/<run> [--episodes 10] [--seed 1000000] [--stochastic] [--video DIR]
 
-Loads with `tf.saved_model.load` only (the policy needs no tfpg code). A SavedModel is a
-program: load only exports from sources you trust.
+Loads with `tf.saved_model.load` only (the policy needs no tfpg code). Episode k starts from
+reset seed `--seed + k` with the same evaluation function training uses, so by default the
+returns are those of the run's last greedy evaluation (`eval_reward`) for the same policy.
+A SavedModel is a program: load only exports from sources you trust.
 """
 from __future__ import annotations
 
@@ -15,65 +17,65 @@ import numpy as np
 
 from tfpg import envs as envs_lib
 from tfpg.errors import ConfigError
-from tfpg.export import read_metadata
+from tfpg.evaluation import EVAL_SEED, evaluate_returns, make_eval_envs
 
 
 def load_policy(path: str, env_id: str | None = None):
-    """(loaded SavedModel, metadata, gymnasium env) after checking the model fits the env."""
-    import gymnasium as gym
+    """(loaded SavedModel, metadata) after checking the model fits the env."""
     import tensorflow as tf
+
+    from tfpg.export import read_metadata
 
     metadata = read_metadata(path)
     env_id = env_id or metadata["env_id"]
     spaces = envs_lib.env_spaces(env_id)
     for key, space in (("observation_space", spaces.observation_space), ("action_space", spaces.action_space)):
         if not envs_lib.spaces_match(metadata[key], space):
-            raise ConfigError(f"the model at {path} was trained for {metadata['env_id']} whose {key.replace('_', ' ')} "
-                              f"is {envs_lib.describe_space(metadata[key])}, but {env_id} has {space}; evaluate it on a matching env")
-    loaded = tf.saved_model.load(path)
-    return loaded, metadata, gym
+            raise ConfigError(f"the model at {path} was trained for {metadata['env_id']} whose "
+                              f"{key.replace('_', ' ')} is {envs_lib.describe_space(metadata[key])}, but {env_id} "
+                              f"has {space}; evaluate it on a matching env")
+    return tf.saved_model.load(path), metadata
 
 
-def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int = 0,
+def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int = EVAL_SEED,
              stochastic: bool = False, video_dir: str | None = None) -> np.ndarray:
-    """Returns of `episodes` episodes (seeds seed, seed+1, ...) with the greedy (or sampled) action."""
+    """Returns of `episodes` episodes (episode k from reset seed seed + k), greedy or sampled actions."""
     if episodes <= 0:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
-    loaded, metadata, gym = load_policy(path, env_id)
-    env_id = env_id or metadata["env_id"]
-    # Unclipped rewards: the returns are the real game score (Atari: tfpg's preprocessing, no clipping).
-    env = envs_lib.make_env(env_id, render_mode="rgb_array" if video_dir else None)
-    if video_dir:
-        from gymnasium.wrappers import RecordVideo
-
-        env = RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
+    loaded, metadata = load_policy(path, env_id)
     if stochastic and "sample" not in loaded.signatures:
         raise ConfigError(f"the {metadata.get('algorithm', '?')} model at {path} has no sampling policy "
                           "(it acts greedily on Q-values); drop --stochastic")
-    act = loaded.sample if stochastic else loaded.greedy
-    returns = []
+    member = loaded.sample if stochastic else loaded.greedy
+
+    def act(observations):
+        return member(np.asarray(observations))["action"].numpy()
+
+    # Unclipped rewards: the returns are the real game score (Atari: tfpg's preprocessing, no clipping).
+    if video_dir:   # one sub-env, so the video shows one episode at a time
+        from gymnasium.wrappers.vector import RecordVideo
+
+        envs = RecordVideo(make_eval_envs(env_id or metadata["env_id"], 1, render_mode="rgb_array"), video_dir,
+                           episode_trigger=lambda i: True)
+    else:
+        envs = make_eval_envs(env_id or metadata["env_id"], episodes)
     try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            total, done = 0.0, False
-            while not done:
-                action = act(np.asarray(obs)[None])["action"].numpy()[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
+        return evaluate_returns(act, envs, episodes, seed)
     finally:
-        env.close()
-    return np.array(returns)
+        envs.close()
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tfpg.quiet import import_tensorflow
+
+    import_tensorflow()
     p = argparse.ArgumentParser(prog="python -m tfpg.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model_dir", help="a folder exported by train.py")
     p.add_argument("--env", dest="env_id", default=None, help="env id (default: the one the model was trained on)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode's reset")
+    p.add_argument("--seed", type=int, default=EVAL_SEED,
+                   help="episode k starts from reset seed SEED + k (the default is the seeds training evaluates on)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy action")
     p.add_argument("--video", metavar="DIR", default=None, help="record MP4 videos of the episodes into DIR")
     p.add_argument("--json", action="store_true", help="print the returns as JSON")

@@ -21,9 +21,9 @@ from __future__ import annotations
 import glob
 import json
 import os
+import math
 import shutil
 import tempfile
-import time
 
 import tensorflow as tf
 
@@ -91,28 +91,49 @@ def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) ->
     for stale in glob.glob(os.path.join(parent, f".{base}.tmp-*")) + glob.glob(os.path.join(parent, f".{base}.old-*")):
         shutil.rmtree(stale, ignore_errors=True)   # left by an export that was killed
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-    delay = float(os.environ.get("TFPG_TEST_EXPORT_DELAY", "0"))   # test hook: widen the kill windows
     try:
         tf.saved_model.save(module, tmp, signatures=module.serving_signatures())
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
-        if delay:
-            print("tfpg-test: export staged", flush=True)
-            time.sleep(delay)
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
-            os.rename(path, os.path.join(old, "x"))
-            if delay:
-                print("tfpg-test: old export moved aside", flush=True)
-                time.sleep(delay)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        _swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _swap_into_place(staged: str, path: str) -> None:
+    """Rename the staged export to `path`; an existing export is first moved aside, then deleted.
+
+    A kill at any point leaves the old export or none (never a partial one) plus hidden
+    leftovers that the next export removes."""
+    parent, base = os.path.dirname(path), os.path.basename(path)
+    if os.path.exists(path):
+        old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+        os.rename(path, os.path.join(old, "x"))
+        os.rename(staged, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staged, path)
+
+
+def policy_metadata(config, policy, spaces, result, exported_from: dict) -> dict:
+    """What tfpg_metadata.json records beside an export: algorithm, spaces, progress, config."""
+    from tfpg import envs as envs_lib
+
+    metadata = {
+        "algorithm": config.algo, "policy": policy.kind, "env_id": config.env_id,
+        "observation_space": envs_lib.space_to_dict(spaces.observation_space),
+        "action_space": envs_lib.space_to_dict(spaces.action_space),
+        "env_steps": result.env_steps, "episodes": result.episodes,
+        "reward_100": None if math.isnan(result.reward_100) else result.reward_100,
+        "config": config.to_dict(),
+    }
+    if result.evaluations:
+        metadata["eval_reward"] = result.eval_reward
+        metadata["eval_episodes"] = config.eval_episodes
+        metadata["exported_from"] = exported_from
+    return metadata
 
 
 def read_metadata(path: str) -> dict:

@@ -5,29 +5,33 @@ import json
 import math
 import os
 import sys
-from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 
+@dataclass
 class EpisodeStats:
-    """Completed-episode bookkeeping: count, last return, and reward_100 (mean of the last 100)."""
+    """Completed-episode bookkeeping: count, last return, and reward_100 (mean of the last 100).
 
-    def __init__(self, window: int = 100):
-        self.window = window
-        self.recent: deque[float] = deque(maxlen=window)
-        self.recent_lengths: deque[int] = deque(maxlen=window)
-        self.episodes = 0
-        self.last_return = math.nan
+    Its fields are what a checkpoint keeps (`tfpg.checkpoint.dataclass_arrays`)."""
+
+    episodes: int = 0
+    last_return: float = math.nan
+    recent: list[float] = field(default_factory=list)          # the last WINDOW returns
+    recent_lengths: list[int] = field(default_factory=list)    # and lengths
+
+    WINDOW = 100
 
     def add(self, returns, lengths=None) -> None:
+        returns = np.asarray(returns, dtype=np.float64).ravel()
         if lengths is not None:
-            self.recent_lengths.extend(int(n) for n in np.asarray(lengths).ravel())
-        for r in np.asarray(returns, dtype=np.float64).ravel():
-            self.recent.append(float(r))
-            self.episodes += 1
-            self.last_return = float(r)
+            self.recent_lengths = (self.recent_lengths + [int(n) for n in np.asarray(lengths).ravel()])[-self.WINDOW:]
+        if len(returns):
+            self.recent = (self.recent + returns.tolist())[-self.WINDOW:]
+            self.episodes += len(returns)
+            self.last_return = float(returns[-1])
 
     @property
     def reward_100(self) -> float:
@@ -39,7 +43,7 @@ class EpisodeStats:
 
     @property
     def full(self) -> bool:
-        return len(self.recent) == self.window
+        return len(self.recent) == self.WINDOW
 
     def solved(self, threshold: float | None) -> bool:
         """True once a full window of episodes averages at least `threshold`."""
@@ -49,16 +53,17 @@ class EpisodeStats:
 class RunLogger:
     """Writes TensorBoard events and config.json into `run_dir`, and drives a progress bar."""
 
-    def __init__(self, run_dir: str, config: dict, total_steps: int, progress: bool = True, append: bool = False):
-        """`append`: continue a resumed run (its config.json and hparams are already there)."""
+    def __init__(self, run_dir: str, config: dict, total_steps: int, progress: bool = True, append: bool = False,
+                 hparams: dict | None = None, metrics: tuple[str, ...] = ()):
+        """`append`: continue a resumed run (its config.json and hparams are already there).
+        `hparams` go to TensorBoard's HPARAMS tab with `metrics` as the outcomes to compare runs by."""
         self.run_dir = run_dir
         os.makedirs(run_dir, exist_ok=True)
         if not append:
-            with open(os.path.join(run_dir, "config.json"), "w") as f:
-                json.dump(config, f, indent=2, sort_keys=True)
+            write_json_atomically(os.path.join(run_dir, "config.json"), config)
         self.writer = tf.summary.create_file_writer(run_dir)
         if not append:
-            self._write_hparams(config)
+            self._write_hparams(hparams if hparams is not None else config, metrics)
         self._bar = None
         if progress:
             from tqdm import tqdm
@@ -67,13 +72,14 @@ class RunLogger:
                              file=sys.stderr, mininterval=0.5)
         self._last_step = 0
 
-    def _write_hparams(self, config: dict) -> None:
+    def _write_hparams(self, hparams: dict, metrics: tuple[str, ...]) -> None:
         from tensorboard.plugins.hparams import api as hp
 
-        hparams = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v))
-                   for k, v in config.items() if v is not None}
+        values = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v))
+                  for k, v in hparams.items() if v is not None}
         with self.writer.as_default():
-            hp.hparams(hparams)
+            hp.hparams_config(hparams=[hp.HParam(k) for k in values], metrics=[hp.Metric(m) for m in metrics])
+            hp.hparams(values)
 
     def scalars(self, step: int, values: dict) -> None:
         with self.writer.as_default(step=step):
@@ -99,3 +105,11 @@ class RunLogger:
             self._bar.close()
         self.writer.flush()
         self.writer.close()
+
+
+def write_json_atomically(path: str, value) -> None:
+    """Write JSON to `path` via a temporary file and a rename: readers never see half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)

@@ -29,8 +29,6 @@ from tfpg.normalization import ObservationNormalizer
 
 tfd = tfp.distributions
 
-POLICY_KINDS = ("auto", "categorical", "gaussian")
-
 
 class MLPPolicy:
     """What the categorical and Gaussian policies share: observation checks, the network (an MLP, or
@@ -111,17 +109,6 @@ class MLPPolicy:
 
     def diagnostics(self) -> dict:
         return {}
-
-    def _state_variables(self) -> list:
-        return [v for t in self.trackables.values() for v in (t.weights if hasattr(t, "weights") else [t])]
-
-    def get_state(self) -> list[np.ndarray]:
-        """Copies of every variable the policy's graph reads (weights, log-std, obs statistics)."""
-        return [v.numpy().copy() for v in self._state_variables()]
-
-    def set_state(self, state: list[np.ndarray]) -> None:
-        for v, value in zip(self._state_variables(), state, strict=True):
-            v.assign(value)
 
 
 class CategoricalPolicy(MLPPolicy):
@@ -215,6 +202,37 @@ class GaussianPolicy(MLPPolicy):
 
 
 POLICIES = {"categorical": CategoricalPolicy, "gaussian": GaussianPolicy}
+POLICY_KINDS = ("auto", *POLICIES)
+
+
+def policy_kind(requested: str, action_space: gym.Space) -> str:
+    """Resolve --policy: auto picks categorical for Discrete and gaussian for Box actions;
+    an explicit kind must fit the space (ConfigError otherwise)."""
+    if requested == "auto":
+        for kind, cls in POLICIES.items():
+            if isinstance(action_space, cls.needs_space):
+                return kind
+        raise ConfigError(f"no policy for the action space {action_space}; tfpg handles Discrete and Box")
+    needed = POLICIES[requested].needs_space
+    if not isinstance(action_space, needed):
+        raise ConfigError(f"--policy {requested} needs a {needed.__name__} action space, but the env has "
+                          f"{action_space}; use --policy auto")
+    return requested
+
+
+def _policy_variables(policy) -> list:
+    """Every variable the policy's graph reads (weights, log-std, obs statistics), from its trackables."""
+    return [v for t in policy.trackables.values() for v in (t.weights if hasattr(t, "weights") else [t])]
+
+
+def snapshot_variables(policy) -> list[np.ndarray]:
+    """Copies of the policy's variables (for --export-best), for any policy with `trackables`."""
+    return [v.numpy().copy() for v in _policy_variables(policy)]
+
+
+def restore_variables(policy, values: list[np.ndarray]) -> None:
+    for v, value in zip(_policy_variables(policy), values, strict=True):
+        v.assign(value)
 
 
 def make_policy(kind: str, observation_space, action_space, hidden, seed, normalize_obs: bool = False,

@@ -155,8 +155,16 @@ class PixelReplayBuffer:
         return sum(getattr(self, name).nbytes for name in self.FIELDS) / self.capacity
 
     def __len__(self) -> int:
-        # Transitions held, as ReplayBuffer counts them (the warm-up compares it with learning_starts).
-        return min(self.added, self.capacity)
+        """Transitions that can be sampled: those held, less the few oldest whose stack lost frames."""
+        if self.added == 0:
+            return 0
+        broken = 0
+        for k in range(self.num_envs):
+            first = int(self.written[k]) - self.ring   # the oldest absolute frame index still in the ring
+            if first > 0:
+                slots = self._slots(np.arange(first, first + self.stack - 1))
+                broken += int(np.sum(~self._valid(np.full(len(slots), k), slots) & self.is_transition[k, slots]))
+        return int(self.is_transition.sum()) - broken
 
     def _slots(self, abs_indices):
         return np.asarray(abs_indices) % self.ring

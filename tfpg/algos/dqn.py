@@ -10,7 +10,7 @@ sampled mini-batches of
 Double DQN (van Hasselt et al. 2016) picks the next action with the online network and values it
 with the target network: y_j = r_j + gamma (1 - terminated_j) Q_target(s'_j, argmax_a' Q_theta(s'_j, a')).
 
-Every `target_sync` gradient steps the target network moves towards the online one,
+Every `target_sync` applied (finite) gradient steps the target network moves towards the online one,
 theta_target <- tau * theta + (1 - tau) * theta_target (tau = 1: overwrite, as in the paper).
 
 Only termination stops the bootstrap: after a time-limit truncation s' is the episode's true final
@@ -19,67 +19,120 @@ observation and still has a value.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfpg import envs as envs_lib
 from tfpg import networks
+from tfpg.algos.base import Algorithm, Iteration
 from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
-from tfpg.config import DQNConfig
+from tfpg.config import LearnerConfig, Preset
 from tfpg.errors import ConfigError
+from tfpg.options import option
 from tfpg.replay import PixelReplayBuffer, ReplayBuffer
-from tfpg.rollout import TransitionStepper
-from tfpg.run import Run, RunResult
-
-# (observation_space, num_actions, name) -> Keras model from observations to one Q-value per action.
-QNetworkFactory = Callable[[gym.Space, int, str], keras.Model]
+from tfpg.stepping import VecStepper
 
 
-def mlp_q_network(hidden) -> QNetworkFactory:
-    """Q-network factory for flat observations: an MLP with one linear output per action."""
+@dataclass
+class DQNConfig(LearnerConfig):
+    """DQN (Mnih et al. 2015): Q-learning with experience replay and a target network (module docstring)."""
 
-    def build(observation_space: gym.Space, num_actions: int, name: str) -> keras.Model:
-        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-            raise ConfigError(f"the MLP Q-network needs a flat Box observation space, got {observation_space}")
-        return networks.mlp(int(observation_space.shape[0]), hidden, num_actions, name=name)
+    algo: str = "dqn"
+    num_envs: int = 1
+    hidden: tuple[int, ...] = (64, 64)
+    buffer_size: int = option(50_000, "replay capacity in transitions, FIFO", low=1)
+    learning_starts: int = option(1_000, "env steps of uniformly random actions before the first update", low=0)
+    batch_size: int = option(64, "transitions per gradient step", low=1)
+    train_freq: int = option(1, "vector env steps between updates", low=1)
+    gradient_steps: int = option(1, "gradient steps per update", low=1)
+    target_sync: int = option(10, "applied gradient steps between target-network updates", low=1)
+    tau: float = option(1.0, "target <- tau*online + (1-tau)*target at each sync; 1 = overwrite", low=0.0,
+                        low_open=True, high=1.0)
+    loss: str = option("mse", "TD loss: mse, or huber (quadratic within 1, linear outside)", choices=("mse", "huber"))
+    double: bool = option(False, "Double DQN target: the online net picks a', the target net values it")
+    eps_start: float = option(1.0, "initial exploration rate", low=0.0, high=1.0)
+    eps_end: float = option(0.05, "final exploration rate", low=0.0, high=1.0)
+    eps_decay_steps: int = option(10_000, "env steps from --eps-start to --eps-end", low=1)
+    eps_schedule: str = option("linear", "linear or exponential (geometric) decay", choices=("linear", "exponential"))
+    log_every: int = option(1_000, "env steps between logged diagnostics", low=1)
+    checkpoint_replay: bool = option(True, "store the replay buffer in checkpoints: exact resume, at the cost of the "
+                                           "buffer's size on disk per checkpoint; without it a resumed run refills "
+                                           "--learning-starts steps with the current epsilon-greedy policy")
 
-    return build
+    @classmethod
+    def group_title(cls) -> str:
+        return "dqn"
+
+    def check(self) -> None:
+        super().check()
+        if self.buffer_size < self.num_envs:
+            raise ConfigError(f"--buffer-size ({self.buffer_size}) must hold at least one vector step "
+                              f"(--num-envs {self.num_envs})")
+        if self.eps_schedule == "exponential" and min(self.eps_start, self.eps_end) <= 0:
+            raise ConfigError("--eps-schedule exponential needs --eps-start and --eps-end > 0 (a geometric decay "
+                              "never reaches 0); use linear or a small positive --eps-end")
 
 
-def default_q_network(hidden) -> QNetworkFactory:
-    """Q-network factory: the Nature CNN for stacked uint8 frames, an MLP for flat observations."""
+ZOO = ("rl-baselines3-zoo hyperparams/dqn.yml `atari` entry with Stable-Baselines3 DQN defaults (gamma 0.99, Huber, "
+       "max_grad_norm 10, Adam eps 1e-8); the zoo counts target_update_interval in env steps, tfpg in gradient steps "
+       "(1000 / 4 = 250). Not ported: its EpisodicLifeEnv and FireResetEnv (gymnasium's terminal_on_life_loss "
+       "restarts the whole game, so it stays off and reward_100 is the game score)")
 
-    def build(observation_space: gym.Space, num_actions: int, name: str) -> keras.Model:
-        return networks.torso_for(observation_space, hidden, num_actions, name=name)
-
-    return build
+PRESETS = (
+    # Few large updates, as in Stable-Baselines3's zoo: 128 gradient steps (one compiled call) every 256 env
+    # steps, the target overwritten once per update; the zoo's 256-256 network (64-64 reached a greedy 475
+    # within 50k steps on 1 seed of 3 on this machine, 256-256 on 3 of 3).
+    Preset("dqn-cartpole", "dqn", "DQN on CartPole-v1 tuned for wall-clock speed to a greedy evaluation mean >= 475",
+           "tfpg's own tuning (README results table, benchmarks/cartpole_dqn.py)",
+           dict(env_id="CartPole-v1", num_envs=4, hidden=(256, 256), lr=2.3e-3, gamma=0.99, buffer_size=50_000,
+                learning_starts=1_000, batch_size=64, train_freq=64, gradient_steps=128, target_sync=128, tau=1.0,
+                loss="huber", double=False, grad_clip=10.0, eps_start=1.0, eps_end=0.04, eps_decay_steps=8_000,
+                eps_schedule="linear", eval_every=2_500, eval_episodes=10, stop_on="eval", stop_reward=475.0,
+                total_steps=100_000), default=True),
+    Preset("hwang-dqn-cartpole", "dqn",
+           "the DQN post's CartPole setup: replay 50,000, random warm-up, target overwritten every 10 updates, "
+           "gamma 0.99, MSE loss, decaying epsilon",
+           "H. Hwang, blog post \"Reinforcement Learning_[5]\" (DQN on CartPole, PyTorch); values the post leaves "
+           "open (network, batch, lr, warm-up length, epsilon schedule) are tfpg's choices",
+           dict(env_id="CartPole-v1", num_envs=1, hidden=(64, 64), lr=1e-3, gamma=0.99, buffer_size=50_000,
+                learning_starts=1_000, batch_size=64, train_freq=1, gradient_steps=1, target_sync=10, tau=1.0,
+                loss="mse", double=False, grad_clip=0.0, eps_start=1.0, eps_end=0.05, eps_decay_steps=10_000,
+                eps_schedule="linear", stop_on="train", stop_reward=475.0, total_steps=200_000),
+           replaces=("seed001-dqn-cartpole",)),
+    *(Preset(f"zoo-dqn-{game.lower()}", "dqn",
+             f"DQN on {game} (Nature CNN): replay 100k, Adam 1e-4, batch 32, 100k random steps first, a gradient "
+             "step every 4 env steps, target overwritten every 1,000 env steps, epsilon 1 -> 0.01 over the first 10% "
+             "of 10M steps, Huber, gamma 0.99, grad clip 10; replay not checkpointed (about 0.7 GB)", ZOO,
+             dict(env_id=f"ALE/{game}-v5", num_envs=1, hidden=(512,), lr=1e-4, adam_eps=1e-8, gamma=0.99,
+                  buffer_size=100_000, learning_starts=100_000, batch_size=32, train_freq=4, gradient_steps=1,
+                  target_sync=250, tau=1.0, loss="huber", double=False, grad_clip=10.0, eps_start=1.0, eps_end=0.01,
+                  eps_decay_steps=1_000_000, eps_schedule="linear", log_every=10_000, checkpoint_replay=False,
+                  total_steps=10_000_000), default=True, replaces=(f"dqn-{game.lower()}",))
+      for game in ("Pong", "Breakout")),
+)
 
 
 class QPolicy:
     """The greedy policy of a Q-network, a(s) = argmax_a Q(s, a), with its target network.
 
     Offers what the exporter and evaluation need: `model`, `observation_space`, `mode(obs)`,
-    `q_values(obs)`, and `greedy_numpy` (one compiled call per batch of numpy observations).
-    The torso comes from `network_factory`, so an image network drops in unchanged.
+    `q_values(obs)`, `trackables`, and `greedy_numpy` (one compiled call per batch of numpy
+    observations). The network is the Nature CNN for stacked uint8 frames, else an MLP.
     """
 
     kind = "q_greedy"
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, network_factory: QNetworkFactory):
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ConfigError(f"DQN needs a Discrete action space, but the env's is {action_space}; "
-                              "use an env with discrete actions")
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, hidden):
         self.observation_space = observation_space
         self.action_space = action_space
         self.num_actions = int(action_space.n)
-        self.model = network_factory(observation_space, self.num_actions, "q")
+        self.model = networks.torso_for(observation_space, hidden, self.num_actions, name="q")
         # Same architecture, same starting weights; from then on it changes only at syncs.
-        self.target_model = network_factory(observation_space, self.num_actions, "q_target")
+        self.target_model = networks.torso_for(observation_space, hidden, self.num_actions, name="q_target")
         self.target_model.set_weights(self.model.get_weights())
         # What the model takes: raw uint8 frames for the CNN (it scales them itself), else float32.
         self.model_dtype = tf.uint8 if networks.is_image_space(observation_space) else tf.float32
@@ -188,10 +241,12 @@ class DQNUpdate:
                 return tf.constant(True)
 
             tf.cond(finite, apply, lambda: tf.constant(False))
-            self.gradient_steps_done.assign_add(1)
-            if self.gradient_steps_done % target_sync == 0:
-                sync_target(target, online, tau)
-                self.target_syncs.assign_add(1)
+            # Only applied steps count towards a sync: a skipped step changed nothing to copy.
+            if finite:
+                self.gradient_steps_done.assign_add(1)
+                if self.gradient_steps_done % target_sync == 0:
+                    sync_target(target, online, tau)
+                    self.target_syncs.assign_add(1)
             return loss_value, tf.reduce_mean(tf.reduce_max(q, axis=-1)), finite
 
         def stacked(dtype):   # (gradient_steps, batch)
@@ -238,80 +293,83 @@ def epsilon_greedy(greedy: Callable[[np.ndarray], np.ndarray], observations: np.
     return np.where(explore, random_actions, greedy(observations))
 
 
-def train(config: DQNConfig, run_dir: str, export_path: str | None,
-          network_factory: QNetworkFactory | None = None, resume: bool = False) -> RunResult:
-    keras.utils.set_random_seed(config.seed)
-    spaces = envs_lib.env_spaces(config.env_id)
-    policy = QPolicy(spaces.observation_space, spaces.action_space, network_factory or default_q_network(config.hidden))
-    optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
-    optimizer.build(policy.variables)
-    update = DQNUpdate(policy, optimizer, config.gamma, config.loss, config.double, config.grad_clip,
-                       config.target_sync, config.tau)
-    if networks.is_image_space(spaces.observation_space):   # stacked frames: each frame stored once
-        buffer = PixelReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space,
-                                   seed=config.seed, num_envs=config.num_envs)
-    else:
-        buffer = ReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space, seed=config.seed)
-    rng = np.random.default_rng(config.seed)
+class DQN(Algorithm):
+    """One iteration = one vector step (epsilon-greedy), stored in the replay, and every
+    --train-freq vector steps one compiled update of --gradient-steps TD steps."""
 
-    envs = envs_lib.make_train_envs(config)
-    run = Run(config, run_dir, export_path, policy=policy, resuming=resume)
-    stepper = TransitionStepper(envs, on_episode=run.episode_done)
-    loop = {"vector_steps": 0, "next_log": config.log_every}
+    name = "dqn"
+    config_class = DQNConfig
+    action_spaces = (gym.spaces.Discrete,)
+    loss_metric = "td_loss"
+    presets = PRESETS
 
-    # Checkpoint content. The epsilon schedule's position is the env-step count, which Run saves.
-    def get_state() -> dict:
-        state = {"rng": rng_state_to_array(rng), "loop": np.array([loop["vector_steps"], loop["next_log"]])}
-        if config.checkpoint_replay:
-            state.update({f"replay/{k}": v for k, v in buffer.state().items()})
+    def __init__(self, config: DQNConfig, spaces, stepper: VecStepper):
+        self.config, self.stepper = config, stepper
+        self.policy = QPolicy(spaces.observation_space, spaces.action_space, config.hidden)
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
+        self.optimizer.build(self.policy.variables)
+        self.update = DQNUpdate(self.policy, self.optimizer, config.gamma, config.loss, config.double,
+                                config.grad_clip, config.target_sync, config.tau)
+        if networks.is_image_space(spaces.observation_space):   # stacked frames: each frame stored once
+            self.buffer = PixelReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space,
+                                            seed=config.seed, num_envs=config.num_envs)
+        else:
+            self.buffer = ReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space,
+                                       seed=config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.vector_steps = 0
+        self.next_log = config.log_every
+        self.metrics = {"td_loss": math.nan, "q_mean": math.nan}
+        # Warm-up: no updates until the buffer holds this many transitions. Actions are uniformly random
+        # only in the run's first warm_up_size steps; a resume without the replay buffer in the checkpoint
+        # refills it with the current epsilon-greedy policy, which is what the lost buffer held, rather
+        # than with random play that the agent has long outgrown.
+        self.warm_up_size = min(config.learning_starts, config.buffer_size)
+
+    # --- checkpoint content; the epsilon schedule's position is the env-step count, which the trainer saves.
+    def trackables(self) -> dict:
+        return {"q": self.policy.model, "q_target": self.policy.target_model, "optimizer": self.optimizer,
+                "gradient_steps": self.update.gradient_steps_done, "target_syncs": self.update.target_syncs}
+
+    def state(self) -> dict:
+        state = {"rng": rng_state_to_array(self.rng), "loop": np.array([self.vector_steps, self.next_log])}
+        if self.config.checkpoint_replay:
+            state.update({f"replay/{k}": v for k, v in self.buffer.state().items()})
         return state
 
-    def set_state(state: dict) -> None:
-        rng_state_from_array(rng, state["rng"])
-        loop["vector_steps"], loop["next_log"] = (int(x) for x in state["loop"])
-        if config.checkpoint_replay:
-            buffer.load({k[len("replay/"):]: v for k, v in state.items() if k.startswith("replay/")})
+    def load_state(self, state: dict) -> None:
+        rng_state_from_array(self.rng, state["rng"])
+        self.vector_steps, self.next_log = (int(x) for x in state["loop"])
+        if self.config.checkpoint_replay:
+            self.buffer.load({k[len("replay/"):]: v for k, v in state.items() if k.startswith("replay/")})
 
-    run.attach({"q": policy.model, "q_target": policy.target_model, "optimizer": optimizer,
-                "gradient_steps": update.gradient_steps_done, "target_syncs": update.target_syncs},
-               get_state=get_state, set_state=set_state)
-    if resume:
-        stepper.restart(run.resume())
-        stepper.env_steps = run.env_steps
-    poisoned = {int(u) for u in os.environ.get("TFPG_TEST_POISON_UPDATES", "").split(",") if u}  # test hook
-    # Warm-up: no updates until the buffer holds this many transitions. Actions are uniformly random
-    # only in the run's first warm_up_size steps; a resume without the replay buffer in the checkpoint
-    # refills it with the current epsilon-greedy policy, which is what the lost buffer held, rather
-    # than with random play that the agent has long outgrown.
-    warm_up_size = min(config.learning_starts, config.buffer_size)
-    metrics = {"td_loss": math.nan, "q_mean": math.nan}
-    run.start_clock()
-    try:
-        while not run.should_stop():
-            warm_up = len(buffer) < warm_up_size
-            eps = 1.0 if stepper.env_steps < warm_up_size else epsilon(stepper.env_steps, config.eps_start, config.eps_end,
-                                              config.eps_decay_steps, config.eps_schedule)
-            actions = epsilon_greedy(policy.greedy_numpy, stepper.observations, eps, policy.num_actions, rng)
-            buffer.add(**vars(stepper.step(actions)))
-            loop["vector_steps"] += 1
-            trained = not warm_up and loop["vector_steps"] % config.train_freq == 0
-            if trained:
-                batch = buffer.sample(config.batch_size, config.gradient_steps)
-                if run.updates in poisoned:
-                    batch.rewards[:] = np.nan
-                metrics = update(batch)
-                run.update_finite(int(metrics.pop("skipped")) == 0)
-            run.after_steps(stepper.env_steps)
-            if stepper.env_steps >= loop["next_log"] or run.should_stop():
-                loop["next_log"] = stepper.env_steps + config.log_every
-                run.log(stepper.env_steps, {**{k: float(v) for k, v in metrics.items()}, "epsilon": eps,
-                                            "target_syncs": int(update.target_syncs.numpy()),
-                                            "gradient_steps": int(update.gradient_steps_done.numpy()),
-                                            "buffer_size": len(buffer)})
-            if trained:
-                reseed = run.after_update()
-                if reseed is not None:
-                    stepper.restart(reseed)
-    finally:
-        envs.close()
-    return run.finish(policy, spaces.observation_space, spaces.action_space)
+    def epsilon(self) -> float:
+        config, steps = self.config, self.stepper.env_steps
+        if steps < self.warm_up_size:
+            return 1.0
+        return epsilon(steps, config.eps_start, config.eps_end, config.eps_decay_steps, config.eps_schedule)
+
+    def iteration(self) -> Iteration:
+        warm_up = len(self.buffer) < self.warm_up_size
+        eps = self.epsilon()
+        actions = epsilon_greedy(self.policy.greedy_numpy, self.stepper.observations, eps, self.policy.num_actions,
+                                 self.rng)
+        self.buffer.add(**self.stepper.step(actions).transitions())
+        self.vector_steps += 1
+        trained = not warm_up and self.vector_steps % self.config.train_freq == 0
+        finite = []
+        if trained:
+            self.metrics = self.update(self.sample())
+            finite = [int(self.metrics["skipped"]) == 0]   # the guard counts updates with a skipped step
+        steps = self.stepper.env_steps
+        log = steps >= self.next_log
+        if log:
+            self.next_log = steps + self.config.log_every
+        metrics = {**{k: float(v) for k, v in self.metrics.items() if k != "skipped"}, "epsilon": eps,
+                   "target_syncs": int(self.update.target_syncs.numpy()),
+                   "gradient_steps": int(self.update.gradient_steps_done.numpy()), "buffer_size": len(self.buffer)}
+        return Iteration(metrics, log=log, finite=finite, updated=trained)
+
+    def sample(self):
+        """--gradient-steps mini-batches of --batch-size transitions, stacked for one compiled update."""
+        return self.buffer.sample(self.config.batch_size, self.config.gradient_steps)

@@ -35,24 +35,163 @@ update uses it.
 """
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
+import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg import envs as envs_lib
 from tfpg import returns as returns_lib
-from tfpg.baselines import explained_variance, make_baseline
+from tfpg.algos.base import Algorithm, Iteration
+from tfpg.baselines import BASELINE_KINDS, explained_variance, make_baseline
 from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
-from tfpg.config import ReinforceConfig
-from tfpg.algos import policy_kind
-from tfpg.policies import make_policy
+from tfpg.config import LearnerConfig, Preset
+from tfpg.errors import ConfigError
+from tfpg.networks import is_image_space
+from tfpg.options import option
+from tfpg.policies import POLICY_KINDS, make_policy, policy_kind
 from tfpg.rollout import EpisodeCollector, NStepCollector
-from tfpg.run import Run, RunResult
 
 tfd = tfp.distributions
+
+
+@dataclass
+class ReinforceConfig(LearnerConfig):
+    """The policy-gradient family: REINFORCE and the book's vanilla N-step PG (see the module docstring)."""
+
+    algo: str = "reinforce"
+    lr: float = 0.01
+    policy: str = option("auto", "auto: categorical for Discrete actions, diagonal gaussian for Box actions",
+                         choices=POLICY_KINDS)
+    activation: str = option("relu", "hidden-layer activation of the policy network", choices=("relu", "tanh"))
+    normalize_obs: bool = option(False, "running mean/var observation normalisation inside the policy (exported "
+                                        "with it)")
+    log_std_init: float = option(0.0, "initial log-std of the Gaussian policy, a trainable vector (0: sigma = 1)",
+                                 low=-5.0, high=2.0)
+    log_std_lr: float = option(0.0, "Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the "
+                                    "policy's optimizer and --lr", low=0.0, high=1.0)
+    std_ceiling: float = option(0.0, "Gaussian policy: cap sigma by a ceiling falling log-linearly from "
+                                     "exp(--log-std-init) to this value over --std-ceiling-steps env steps (the "
+                                     "log-std stays trainable below it); 0 = no ceiling", low=0.0)
+    std_ceiling_steps: int = option(500_000, "env steps over which the --std-ceiling falls", low=1)
+    returns: str = option("reward_to_go", "reward_to_go: G_t from step t on; total: G_0 for every step (CS285); "
+                                          "nstep: the next --n-steps discounted rewards, no complete episodes needed; "
+                                          "lambda: TD(lambda) returns from the learned baseline (GAE advantages)",
+                          choices=("reward_to_go", "total", "nstep", "lambda"))
+    n_steps: int = option(10, "window of --returns nstep (the book's REWARD_STEPS)", low=1)
+    gae_lambda: float = option(0.95, "lambda of --returns lambda", low=0.0, high=1.0)
+    update: str = option("batch", "batch: one step on the mean over all steps (1/sum T_i); episode: one step per "
+                                  "episode (1/T); step: one step per transition; minibatch: one step per shuffled "
+                                  "minibatch of --minibatch-size steps", choices=("batch", "episode", "step", "minibatch"))
+    minibatch_size: int = option(256, "steps per minibatch of --update minibatch", low=1)
+    episodes_per_update: int = option(4, "complete episodes in each update batch", low=1)
+    steps_per_update: int = option(0, "collect at least this many steps of complete episodes per update; with "
+                                      "--returns nstep, the transitions per batch", low=0)
+    baseline: str = option("none", "b(s) subtracted from returns: none, mean (of all returns seen), moving (mean of "
+                                   "the last --baseline-window), linear (scikit-learn LinearRegression on states), "
+                                   "critic (Keras value network)", choices=BASELINE_KINDS)
+    baseline_window: int = option(1_000_000, "transitions in the moving baseline", low=1)
+    critic_hidden: tuple[int, ...] = option((64, 64), "critic layer widths, comma separated")
+    critic_lr: float = option(1e-3, "critic Adam learning rate", low=0.0, low_open=True, high=1.0)
+    critic_epochs: int = option(1, "critic gradient steps per batch", low=1)
+    normalize: bool = option(False, "standardise advantages to mean 0, std 1 per batch")
+    entropy_beta: float = option(0.0, "entropy bonus scale beta", low=0.0)
+    reuse_epochs: int = option(1, "gradient steps per batch; > 1 weights each term by pi/pi_old (importance "
+                                  "sampling)", low=1)
+    is_clip: float = option(0.0, "truncate importance ratios at this value; 0 = off", low=0.0)
+    target_kl: float = option(0.0, "stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this; "
+                                   "0 = off", low=0.0)
+    kl_adaptive_lr: bool = option(False, "after each batch: Adam lr / 1.5 if its KL(pi_old || pi) > 2 x "
+                                         "--target-kl, x 1.5 (at most --lr) if < --target-kl / 2")
+    grad_var_every: int = option(0, "log grad_var, the variance of per-episode gradient estimates, every N updates; "
+                                    "0 = off", low=0)
+
+    @classmethod
+    def group_title(cls) -> str:
+        return "reinforce (policy gradient)"
+
+    def check(self) -> None:
+        super().check()
+        if self.std_ceiling and self.std_ceiling >= float(np.exp(self.log_std_init)):
+            raise ConfigError(f"--std-ceiling {self.std_ceiling} must be below the initial sigma exp(--log-std-init) "
+                              f"= {np.exp(self.log_std_init):.3g}, or 0 for no ceiling")
+        if self.kl_adaptive_lr and not self.target_kl:
+            raise ConfigError("--kl-adaptive-lr steers the lr by the batch KL against --target-kl: set --target-kl, "
+                              "e.g. 0.02")
+        if self.returns == "lambda" and self.baseline not in ("linear", "critic"):
+            raise ConfigError("--returns lambda needs a learned value function: add --baseline critic (or linear)")
+        if self.returns == "nstep" and self.update == "episode":
+            raise ConfigError("--update episode needs complete episodes; use --returns reward_to_go or total, "
+                              "or --update batch")
+        if self.returns == "nstep" and self.steps_per_update <= 0:
+            raise ConfigError("--returns nstep needs --steps-per-update (transitions per batch), e.g. 8")
+
+
+BOOK = "M. Lapan, Deep Reinforcement Learning Hands-On, 2nd ed. (Packt, 2020), ch. 11 \"Policy Gradients\""
+
+PRESETS = (
+    Preset("cartpole-reinforce", "reinforce",
+           "REINFORCE on CartPole-v1 tuned for wall-clock speed to reward_100 >= 475",
+           "tfpg's own tuning (benchmarks/cartpole_reinforce.py, README results table)",
+           dict(env_id="CartPole-v1", num_envs=128, hidden=(128,), lr=0.02, gamma=0.99, episodes_per_update=32,
+                returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000), default=True),
+    Preset("book-cartpole-reinforce", "reinforce",
+           "the book's REINFORCE: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
+           f"{BOOK}, script Chapter11/02_cartpole_reinforce.py",
+           dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.01, gamma=0.99, episodes_per_update=4,
+                returns="reward_to_go", normalize=False, baseline="none", stop_reward=475.0, total_steps=1_000_000),
+           replaces=("seed000-cartpole-reinforce",)),
+    Preset("book-cartpole-pg", "reinforce",
+           "the book's vanilla PG: 10-step returns, batches of 8 transitions, mean baseline, entropy 0.01, Adam 0.001",
+           f"{BOOK}, script Chapter11/04_cartpole_pg.py",
+           dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.001, gamma=0.99, returns="nstep", n_steps=10,
+                steps_per_update=8, baseline="mean", entropy_beta=0.01, normalize=False, stop_reward=475.0,
+                total_steps=1_000_000),
+           replaces=("seed000-cartpole-pg",)),
+    Preset("fastcampus-batch-reinforce", "reinforce",
+           "batch-episodic REINFORCE: update every 2 episodes over sum T_i, gamma 1, normalised returns, 128 hidden",
+           "blog post \"29. Policy Gradient 실습 2\" (Policy Gradient practice 2: Batch REINFORCE), notes on the "
+           "Fastcampus reinforcement-learning course; the post gives no learning rate, 2e-4 used",
+           dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=2e-4, gamma=1.0, update="batch",
+                episodes_per_update=2, returns="reward_to_go", normalize=True, baseline="none", stop_reward=475.0,
+                total_steps=1_000_000),
+           replaces=("seed002-batch-reinforce",)),
+    # KL-stopped reuse of large minibatches: each epoch is a small step, so --target-kl can stop the batch
+    # before the policy moves far (the one-step-per-episode update collapsed on seed 1). The sigma ceiling
+    # lets the sampling policy come to rest (the +100 landing bonus); the KL-adaptive lr keeps the steps
+    # safe as sigma falls.
+    Preset("lunarlander-pg", "reinforce",
+           "Gaussian PG on LunarLanderContinuous-v3 to reward_100 >= 200: GAE(0.98) from a Keras critic, KL-stopped "
+           "minibatch reuse with a KL-adaptive lr, sigma capped by a ceiling falling to 0.3",
+           "tfpg's own tuning (README, LunarLanderContinuous results, run V1)",
+           dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=16, vector_mode="sync", hidden=(64, 64),
+                activation="tanh", normalize_obs=True, gamma=0.999, returns="lambda", gae_lambda=0.98,
+                baseline="critic", critic_hidden=(64, 64), critic_lr=1e-3, critic_epochs=20, normalize=True,
+                steps_per_update=8000, episodes_per_update=1, update="minibatch", minibatch_size=2000, reuse_epochs=10,
+                target_kl=0.02, kl_adaptive_lr=True, is_clip=2.0, lr=3e-4, grad_clip=0.5, entropy_beta=0.0,
+                std_ceiling=0.3, std_ceiling_steps=400_000, stop_reward=200.0, total_steps=2_000_000,
+                eval_every=100_000, eval_episodes=10), default=True),
+    Preset("gaussian-pg-lunarlander", "reinforce",
+           "the post's Gaussian REINFORCE: mean net 32-32 relu, free log-std, gamma 0.97, >= 3000 steps of complete "
+           "episodes per update, scikit-learn linear baseline, standardised advantages, Adam 1e-3",
+           "blog post \"Gaussian Policy Gradient (PG)\" on LunarLanderContinuous (TF1 + Keras + scikit-learn, "
+           "Colab notebook); TF1 Adam defaults (eps 1e-8)",
+           dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=8, vector_mode="sync", hidden=(32, 32),
+                activation="relu", normalize_obs=False, gamma=0.97, returns="reward_to_go", baseline="linear",
+                normalize=True, steps_per_update=3000, episodes_per_update=1, update="batch", lr=1e-3, adam_eps=1e-8,
+                entropy_beta=0.0, grad_clip=0.0, stop_reward=200.0, total_steps=1_500_000),
+           replaces=("seed004-lunarlander",)),
+    Preset("book-pong-pg", "reinforce",
+           "the book's PG on Pong: 32 envs, Nature CNN, Adam 1e-4 (eps 1e-3), entropy 0.01, batches of 128 "
+           "transitions, 10-step returns, moving baseline over 1,000,000 transitions, grad clip 0.1, stop at 18",
+           f"{BOOK}, script Chapter11/05_pong_pg.py, on ALE/Pong-v5 built as NoFrameskip-v4",
+           dict(env_id="ALE/Pong-v5", num_envs=32, hidden=(512,), lr=1e-4, adam_eps=1e-3, gamma=0.99,
+                entropy_beta=0.01, steps_per_update=128, returns="nstep", n_steps=10, baseline="moving",
+                baseline_window=1_000_000, grad_clip=0.1, normalize=False, stop_reward=18.0, total_steps=10_000_000),
+           default=True),
+)
 
 
 def gradient_stats(grads) -> dict:
@@ -195,150 +334,203 @@ def _segments(lengths) -> list[slice]:
 HISTOGRAM_EVERY = 10
 
 
-def train(config: ReinforceConfig, run_dir: str, export_path: str | None, resume: bool = False) -> RunResult:
-    keras.utils.set_random_seed(config.seed)
-    spaces = envs_lib.env_spaces(config.env_id)
-    policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
-                         spaces.action_space, config.hidden, config.seed, config.normalize_obs, config.activation,
-                         config.log_std_init)
-    optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
-    log_std_optimizer = None
-    if config.log_std_lr and hasattr(policy, "log_std"):
-        log_std_optimizer = keras.optimizers.Adam(learning_rate=config.log_std_lr, epsilon=config.adam_eps)
-        log_std_optimizer.build([policy.log_std])
-    optimizer.build([v for v in policy.variables if log_std_optimizer is None or v is not policy.log_std])
-    update = make_update(policy, optimizer, config.entropy_beta, config.grad_clip, config.is_clip, log_std_optimizer)
-    log_prob = tf.function(lambda o, a: policy.distribution(o).log_prob(a),
-                           input_signature=[policy.obs_spec, policy.action_spec]).get_concrete_function()
-    flat_gradient = make_flat_policy_gradient(policy)
-    obs_dim = int(np.prod(spaces.observation_space.shape))
-    baseline = make_baseline(config.baseline, obs_dim, window=config.baseline_window, hidden=config.critic_hidden,
-                             lr=config.critic_lr, epochs=config.critic_epochs, features=policy.features)
-    action_dtype = policy.action_spec.dtype.as_numpy_dtype
+@dataclass
+class Batch:
+    """One update's data: steps with their return estimates G_t, and the groups (episodes, or
+    chunks of n-step transitions) that give independent gradient estimates."""
 
-    envs = envs_lib.make_train_envs(config)
-    shuffle_rng = np.random.default_rng(config.seed)
-    run = Run(config, run_dir, export_path, policy=policy, resuming=resume)
+    observations: np.ndarray
+    actions: np.ndarray
+    returns: np.ndarray
+    groups: list[slice]
 
-    # Checkpoint content besides the run's counters: the policy (weights, log-std), Adam, the
-    # sampling RNG, the baseline, the minibatch shuffle RNG and the exact (float64) observation
-    # statistics behind the policy's float32 copies.
-    def get_state() -> dict:
-        state = {**baseline.state(), "shuffle_rng": rng_state_to_array(shuffle_rng)}
-        if policy.normalizer is not None:
-            state.update({f"obs_norm/{k}": v for k, v in policy.normalizer.state().items()})
+
+class Reinforce(Algorithm):
+    """REINFORCE / vanilla PG: collect a batch, estimate returns, subtract a baseline, take the
+    policy-gradient steps of the chosen update rule, refit the baseline."""
+
+    name = "reinforce"
+    config_class = ReinforceConfig
+    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+    loss_metric = "loss_policy"
+    presets = PRESETS
+
+    @classmethod
+    def check_spaces(cls, config: ReinforceConfig, spaces) -> None:
+        super().check_spaces(config, spaces)
+        kind = policy_kind(config.policy, spaces.action_space)
+        if kind != "gaussian" and (config.std_ceiling or config.log_std_lr):
+            flag = "--std-ceiling" if config.std_ceiling else "--log-std-lr"
+            raise ConfigError(f"{flag} applies to the gaussian policy (Box actions), but {config.env_id} gets the "
+                              f"{kind} policy; drop {flag}")
+        if is_image_space(spaces.observation_space) and config.baseline in ("linear", "critic"):
+            raise ConfigError(f"--baseline {config.baseline} fits flat observations; on {config.env_id}'s frames use "
+                              "--baseline none, mean or moving")
+        if is_image_space(spaces.observation_space) and config.normalize_obs:
+            raise ConfigError("--normalize-obs is for flat observations; frames are scaled to [0, 1] inside the network")
+
+    def __init__(self, config: ReinforceConfig, spaces, stepper):
+        self.config = config
+        self.stepper = stepper
+        self.policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
+                                  spaces.action_space, config.hidden, config.seed, config.normalize_obs,
+                                  config.activation, config.log_std_init)
+        self._build_optimizers()
+        self.log_prob = tf.function(lambda o, a: self.policy.distribution(o).log_prob(a),
+                                    input_signature=[self.policy.obs_spec, self.policy.action_spec]
+                                    ).get_concrete_function()
+        self.flat_gradient = make_flat_policy_gradient(self.policy)
+        self.baseline = make_baseline(config.baseline, int(np.prod(spaces.observation_space.shape)),
+                                      window=config.baseline_window, hidden=config.critic_hidden, lr=config.critic_lr,
+                                      epochs=config.critic_epochs, features=self.policy.features)
+        self.shuffle_rng = np.random.default_rng(config.seed)
+        self.updates = 0
+        act, to_env = self.policy.act_numpy, self.policy.env_action
+        if config.returns == "nstep":
+            self.collector = NStepCollector(stepper, act, config.n_steps, config.gamma, to_env=to_env)
+        else:
+            self.collector = EpisodeCollector(stepper, act, to_env=to_env)
+
+    def _build_optimizers(self) -> None:
+        config, policy = self.config, self.policy
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
+        self.log_std_optimizer = None
+        if config.log_std_lr and hasattr(policy, "log_std"):
+            self.log_std_optimizer = keras.optimizers.Adam(learning_rate=config.log_std_lr, epsilon=config.adam_eps)
+            self.log_std_optimizer.build([policy.log_std])
+        self.optimizer.build([v for v in policy.variables
+                              if self.log_std_optimizer is None or v is not policy.log_std])
+        self.update = make_update(policy, self.optimizer, config.entropy_beta, config.grad_clip, config.is_clip,
+                                  self.log_std_optimizer)
+
+    # --- checkpoint content: the policy (weights, log-std), Adam, the sampling RNG, the baseline, the
+    # minibatch shuffle RNG and the exact (float64) observation statistics behind the policy's float32 copies.
+    def trackables(self) -> dict:
+        extra = {} if self.log_std_optimizer is None else {"log_std_optimizer": self.log_std_optimizer}
+        return {**{f"policy_{k}": v for k, v in self.policy.trackables.items()}, "optimizer": self.optimizer,
+                **extra, "policy_rng": self.policy.rng, **self.baseline.trackables()}
+
+    def state(self) -> dict:
+        state = {**self.baseline.state(), "shuffle_rng": rng_state_to_array(self.shuffle_rng),
+                 "updates": np.int64(self.updates)}
+        if self.policy.normalizer is not None:
+            state.update({f"obs_norm/{k}": v for k, v in self.policy.normalizer.state().items()})
         return state
 
-    def set_state(state: dict) -> None:
-        rng_state_from_array(shuffle_rng, state.pop("shuffle_rng"))
-        if policy.normalizer is not None:
-            policy.normalizer.load({k[len("obs_norm/"):]: state.pop(k) for k in list(state) if k.startswith("obs_norm/")})
-        baseline.load(state)
+    def load_state(self, state: dict) -> None:
+        state = dict(state)
+        rng_state_from_array(self.shuffle_rng, state.pop("shuffle_rng"))
+        self.updates = int(state.pop("updates"))
+        if self.policy.normalizer is not None:
+            self.policy.normalizer.load({k[len("obs_norm/"):]: state.pop(k) for k in list(state)
+                                         if k.startswith("obs_norm/")})
+        self.baseline.load(state)
 
-    extra_optimizer = {} if log_std_optimizer is None else {"log_std_optimizer": log_std_optimizer}
-    run.attach({**{f"policy_{k}": v for k, v in policy.trackables.items()}, "optimizer": optimizer, **extra_optimizer,
-                "policy_rng": policy.rng, **baseline.trackables()}, get_state=get_state, set_state=set_state)
-    if config.returns == "nstep":
-        collector = NStepCollector(envs, policy.act_numpy, config.n_steps, config.gamma, on_episode=run.episode_done,
-                                   to_env=policy.env_action)
-    else:
-        collector = EpisodeCollector(envs, policy.act_numpy, on_episode=run.episode_done, to_env=policy.env_action)
-    if resume:
-        collector.restart(run.resume())
-        collector.env_steps = run.env_steps
-    poisoned = {int(u) for u in os.environ.get("TFPG_TEST_POISON_UPDATES", "").split(",") if u}  # test hook
-    run.start_clock()
-    try:
-        while not run.should_stop():
-            # 1. Collect a batch and estimate G_t for each of its steps.
-            if config.returns == "nstep":
-                batch = collector.collect(min_transitions=config.steps_per_update)
-                if policy.normalizer is not None:
-                    policy.normalizer.update(batch.observations)
-                returns = batch.partial_returns
-                if baseline.learned:
-                    returns = returns + batch.bootstrap_discounts * batch.bootstrap_mask * \
-                        baseline.values(batch.bootstrap_observations)
-                n_groups = min(16, batch.num_steps)
-                groups = [slice(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(batch.num_steps), n_groups)]
-            else:
-                batch = collector.collect(min_episodes=config.episodes_per_update, min_steps=config.steps_per_update)
-                if policy.normalizer is not None:  # before any value is predicted on this batch
-                    policy.normalizer.update(batch.observations)
-                if config.returns == "total":
-                    returns = returns_lib.total_return(batch.rewards, batch.lengths, config.gamma)
-                else:
-                    bootstrap = None
-                    if baseline.learned:  # a time-limit end is not a terminal state: add gamma^(T-t) V(s_T)
-                        bootstrap = np.where(batch.terminated, 0.0, baseline.values(batch.final_observations))
-                    if config.returns == "lambda":
-                        returns = returns_lib.lambda_returns(batch.rewards, baseline.values(batch.observations),
-                                                             batch.lengths, config.gamma, config.gae_lambda, bootstrap)
-                    else:
-                        returns = returns_lib.reward_to_go(batch.rewards, batch.lengths, config.gamma, bootstrap)
-                groups = _segments(batch.lengths)
-            observations = batch.observations.astype(policy.obs_spec.dtype.as_numpy_dtype)   # frames stay uint8
-            actions = batch.actions.astype(action_dtype)
+    # --- one iteration ------------------------------------------------------------------------
+    def iteration(self) -> Iteration:
+        """1. collect and estimate G_t; 2. A_t = G_t - b(s_t); 3. gradient steps; 4. refit b, metrics."""
+        batch = self.collect()
+        values = self.baseline.values(batch.observations)   # fitted on earlier batches only
+        advantages = self.advantages(batch.returns, values)
+        metrics, finite = self.learn(batch, advantages)
+        self.updates += 1
+        metrics.update(self.after_update(batch, advantages))
+        metrics.update(self.baseline.fit(batch.observations, batch.returns))
+        if self.baseline.learned:
+            metrics["explained_variance"] = explained_variance(values, batch.returns)
+        metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
+                       batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(batch.returns)),
+                       **self.policy.diagnostics())
+        histograms = {}
+        if self.updates % HISTOGRAM_EVERY == 1 and batch.actions.ndim == 2:
+            env_actions = self.policy.env_action(batch.actions)
+            histograms = {f"actions/dim_{d}": env_actions[:, d] for d in range(batch.actions.shape[1])}
+        return Iteration(metrics, finite=finite, histograms=histograms)
 
-            # 2. Advantages A_t = G_t - b(s_t), the baseline fitted on earlier batches only.
-            values = baseline.values(observations)
-            advantages = (returns - values).astype(np.float32)
-            if config.normalize:
-                advantages = returns_lib.standardize(advantages)
-
-            if run.updates in poisoned:
-                advantages = np.full_like(advantages, np.nan)
-
-            # 3. Gradient steps by the chosen update rule; K > 1 reuses the batch with IS weights.
-            old_log_probs = log_prob(observations, actions).numpy()
-            metrics: dict[str, float] = {}
-            kl_old = None   # sampled KL(pi_old || pi_theta) on the whole batch after the last epoch, once measured
-            for epoch in range(config.reuse_epochs):
-                if config.update == "minibatch":   # a fresh shuffle every epoch
-                    order = shuffle_rng.permutation(len(actions))
-                    slices = [order[i:i + config.minibatch_size] for i in range(0, len(order), config.minibatch_size)]
-                else:
-                    slices = {"batch": [slice(None)], "episode": groups,
-                              "step": [slice(t, t + 1) for t in range(len(actions))]}[config.update]
-                steps = [update(observations[s], actions[s], advantages[s], old_log_probs[s]) for s in slices]
-                for step in steps:
-                    run.update_finite(bool(step.pop("finite")))
-                metrics = {k: float(np.mean([m[k] for m in steps])) for k in steps[0]}
-                if config.reuse_epochs > 1:
-                    metrics[f"reuse/kl_epoch_{epoch + 1}"] = metrics["kl"]
-                    if config.target_kl > 0:  # early stop: sampled KL(pi_old || pi_theta) on the whole batch
-                        kl_old = sampled_kl_old(log_prob, observations, actions, old_log_probs)
-                        if kl_old > config.target_kl:
-                            break
-            metrics["reuse/epochs"] = epoch + 1
-            if config.kl_adaptive_lr:
-                if kl_old is None:
-                    kl_old = sampled_kl_old(log_prob, observations, actions, old_log_probs)
-                metrics["lr"] = adapt_learning_rate(optimizer, kl_old, config.target_kl, config.lr)
-            if config.std_ceiling:
-                # Exploration noise the policy gradient does not shrink by itself (LunarLander's side engines
-                # fire unless |a_1| < 0.5, so sigma ~ 1 never lets the lander come to rest): cap it.
-                policy.cap_log_std(std_ceiling_log(config, collector.env_steps))
-            num_updates = run.updates + 1   # counting this one
-            if config.grad_var_every and num_updates % config.grad_var_every == 0 and len(groups) > 1:
-                metrics["grad_var"] = gradient_variance(flat_gradient, observations, actions, advantages, groups)
-
-            # 4. Refit the baseline on this batch, then log.
-            metrics.update(baseline.fit(observations, returns))
+    def collect(self) -> Batch:
+        """A batch with G_t per step: n-step returns (bootstrapped by a learned baseline), or complete
+        episodes with reward-to-go, total or TD(lambda) returns."""
+        config, baseline = self.config, self.baseline
+        if config.returns == "nstep":
+            nstep = self.collector.collect(min_transitions=config.steps_per_update)
+            self._update_normalizer(nstep.observations)
+            returns = nstep.partial_returns
             if baseline.learned:
-                metrics["explained_variance"] = explained_variance(values, returns)
-            metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
-                           batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(returns)),
-                           **policy.diagnostics())
-            run.log(collector.env_steps, metrics)
-            if num_updates % HISTOGRAM_EVERY == 1 and actions.ndim == 2:
-                env_actions = policy.env_action(actions)
-                run.logger.histograms(collector.env_steps, {f"actions/dim_{d}": env_actions[:, d]
-                                                            for d in range(actions.shape[1])})
-            run.after_steps(collector.env_steps)
-            reseed = run.after_update()
-            if reseed is not None:
-                collector.restart(reseed)
-    finally:
-        envs.close()
-    return run.finish(policy, spaces.observation_space, spaces.action_space)
+                returns = returns + nstep.bootstrap_discounts * nstep.bootstrap_mask * \
+                    baseline.values(nstep.bootstrap_observations)
+            chunks = np.array_split(np.arange(nstep.num_steps), min(16, nstep.num_steps))
+            return self._batch(nstep.observations, nstep.actions, returns,
+                               [slice(int(a[0]), int(a[-1]) + 1) for a in chunks])
+        episodes = self.collector.collect(min_episodes=config.episodes_per_update, min_steps=config.steps_per_update)
+        self._update_normalizer(episodes.observations)   # before any value is predicted on this batch
+        if config.returns == "total":
+            returns = returns_lib.total_return(episodes.rewards, episodes.lengths, config.gamma)
+        else:
+            bootstrap = None
+            if baseline.learned:  # a time-limit end is not a terminal state: add gamma^(T-t) V(s_T)
+                bootstrap = np.where(episodes.terminated, 0.0, baseline.values(episodes.final_observations))
+            if config.returns == "lambda":
+                returns = returns_lib.lambda_returns(episodes.rewards, baseline.values(episodes.observations),
+                                                     episodes.lengths, config.gamma, config.gae_lambda, bootstrap)
+            else:
+                returns = returns_lib.reward_to_go(episodes.rewards, episodes.lengths, config.gamma, bootstrap)
+        return self._batch(episodes.observations, episodes.actions, returns, _segments(episodes.lengths))
+
+    def _update_normalizer(self, observations: np.ndarray) -> None:
+        if self.policy.normalizer is not None:
+            self.policy.normalizer.update(observations)
+
+    def _batch(self, observations, actions, returns, groups) -> Batch:
+        return Batch(observations.astype(self.policy.obs_spec.dtype.as_numpy_dtype),   # frames stay uint8
+                     actions.astype(self.policy.action_spec.dtype.as_numpy_dtype), returns, groups)
+
+    def advantages(self, returns: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """A_t = G_t - b(s_t), standardised per batch with --normalize."""
+        advantages = (returns - values).astype(np.float32)
+        return returns_lib.standardize(advantages) if self.config.normalize else advantages
+
+    def _slices(self, batch: Batch) -> list:
+        """The parts of the batch that get one gradient step each, by --update."""
+        n = len(batch.actions)
+        if self.config.update == "minibatch":   # a fresh shuffle every epoch
+            order = self.shuffle_rng.permutation(n)
+            return [order[i:i + self.config.minibatch_size] for i in range(0, n, self.config.minibatch_size)]
+        return {"batch": [slice(None)], "episode": batch.groups,
+                "step": [slice(t, t + 1) for t in range(n)]}[self.config.update]
+
+    def learn(self, batch: Batch, advantages: np.ndarray) -> tuple[dict, list[bool]]:
+        """Gradient steps by the update rule; --reuse-epochs K > 1 reuses the batch with IS weights,
+        stopped early once the sampled KL(pi_old || pi_theta) on the batch exceeds --target-kl."""
+        config = self.config
+        obs, actions = batch.observations, batch.actions
+        self._old_log_probs = old_log_probs = self.log_prob(obs, actions).numpy()
+        self._kl_old = None   # sampled KL(pi_old || pi_theta) on the batch after the last epoch, once measured
+        finite: list[bool] = []
+        for epoch in range(config.reuse_epochs):
+            steps = [self.update(obs[s], actions[s], advantages[s], old_log_probs[s]) for s in self._slices(batch)]
+            finite += [bool(step.pop("finite")) for step in steps]
+            metrics = {k: float(np.mean([m[k] for m in steps])) for k in steps[0]}
+            if config.reuse_epochs > 1:
+                metrics[f"reuse/kl_epoch_{epoch + 1}"] = metrics["kl"]
+                if config.target_kl > 0:
+                    self._kl_old = sampled_kl_old(self.log_prob, obs, actions, old_log_probs)
+                    if self._kl_old > config.target_kl:
+                        break
+        metrics["reuse/epochs"] = epoch + 1
+        return metrics, finite
+
+    def after_update(self, batch: Batch, advantages: np.ndarray) -> dict:
+        """The KL-adaptive lr, the sigma ceiling, and (every --grad-var-every updates) the gradient variance."""
+        config, metrics = self.config, {}
+        if config.kl_adaptive_lr:
+            if self._kl_old is None:
+                self._kl_old = sampled_kl_old(self.log_prob, batch.observations, batch.actions, self._old_log_probs)
+            metrics["lr"] = adapt_learning_rate(self.optimizer, self._kl_old, config.target_kl, config.lr)
+        if config.std_ceiling:
+            # Exploration noise the policy gradient does not shrink by itself (LunarLander's side engines
+            # fire unless |a_1| < 0.5, so sigma ~ 1 never lets the lander come to rest): cap it.
+            self.policy.cap_log_std(std_ceiling_log(config, self.stepper.env_steps))
+        if config.grad_var_every and self.updates % config.grad_var_every == 0 and len(batch.groups) > 1:
+            metrics["grad_var"] = gradient_variance(self.flat_gradient, batch.observations, batch.actions,
+                                                    advantages, batch.groups)
+        return metrics

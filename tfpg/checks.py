@@ -1,0 +1,120 @@
+"""Everything checked before a run creates anything: env id, spaces, options against the env,
+output folders, and what --resume continues. Each problem is a ConfigError with one line."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import gymnasium as gym
+
+from tfpg import envs as envs_lib
+from tfpg.config import RunConfig, validate
+from tfpg.errors import ConfigError
+
+
+def check_run(config: RunConfig) -> tuple[str, str | None]:
+    """Env id, spaces, the algorithm's own space rules, Atari options, output folders.
+
+    Returns (run_dir, export_path). Creates nothing."""
+    from tfpg.algos import REGISTRY
+
+    spaces = envs_lib.env_spaces(config.env_id)
+    REGISTRY[config.algo].check_spaces(config, spaces)
+    check_observations(config, spaces.observation_space)
+    return prepare_paths(config)
+
+
+def check_observations(config: RunConfig, observation_space: gym.Space) -> None:
+    """Atari-only options on an Atari env only; observations a network can take."""
+    from tfpg.atari import VECTOR_ENTRY_POINT_REFUSED, is_atari
+    from tfpg.networks import is_image_space
+
+    atari = is_atari(gym.spec(config.env_id))
+    if config.terminal_on_life_loss and not atari:
+        raise ConfigError(f"--terminal-on-life-loss applies to Atari games only, not {config.env_id}")
+    if atari and config.vector_mode == "vector_entry_point":
+        raise ConfigError(VECTOR_ENTRY_POINT_REFUSED.format(env_id=config.env_id))
+    image = is_image_space(observation_space)
+    if not image and not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
+        raise ConfigError(f"{config.env_id} has observations {observation_space}; tfpg's networks take flat Box "
+                          "observations (MLP) or stacked uint8 frames (CNN)")
+
+
+def default_run_name(config: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{config.algo}-{config.env_id.replace('/', '_')}-s{config.seed}-{stamp}"
+
+
+def _can_create_in(folder: str) -> bool:
+    """Whether a folder can be made in `folder` (os.access alone is fooled by e.g. /proc, or by root)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tfpg-probe-", dir=folder))
+        return True
+    except OSError:
+        return False
+
+
+def prepare_paths(config: RunConfig) -> tuple[str, str | None]:
+    """(run_dir, export_path), checked for collisions and writability before anything is built."""
+    name = config.run_name or default_run_name(config)
+    run_dir = os.path.abspath(os.path.join(config.logdir, name))
+    export_path = os.path.abspath(os.path.join(config.export_dir, name)) if config.export else None
+    if os.path.exists(run_dir):
+        raise ConfigError(f"run directory {run_dir} already exists; choose another --run-name")
+    if export_path and os.path.exists(export_path) and not config.overwrite:
+        raise ConfigError(f"export directory {export_path} already exists; pass --overwrite or choose another "
+                          "--run-name")
+    for d in filter(None, [config.logdir, config.export_dir if config.export else None]):
+        probe = os.path.abspath(d)
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if not os.path.isdir(probe) or not _can_create_in(probe):
+            raise ConfigError(f"cannot write under {os.path.abspath(d)} ({probe} is not a writable folder); "
+                              "choose another --logdir/--export-dir")
+    return run_dir, export_path
+
+
+# Flags that may be given with --resume: they change how the run continues, not what it is.
+RESUMABLE = ("total_steps", "progress")
+
+
+def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str | None,
+                 overrides: dict) -> tuple[RunConfig, str, str | None]:
+    """The saved configuration of `run_dir`, checked against the flags given with --resume."""
+    from tfpg.algos import REGISTRY
+    from tfpg.checkpoint import CHECKPOINT_DIR
+
+    run_dir = os.path.abspath(run_dir)
+    config_file = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(config_file):
+        raise ConfigError(f"--resume {run_dir}: no config.json there; pass a run folder written by train.py "
+                          "(runs/<run-name>)")
+    if not os.path.isfile(os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint")):
+        raise ConfigError(f"--resume {run_dir}: the run has no checkpoint yet (train with --checkpoint-every N, "
+                          "or stop it with Ctrl-C, to get one)")
+    with open(config_file) as f:
+        saved = json.load(f)
+    if algo is not None and algo != saved.get("algo"):
+        raise ConfigError(f"--resume {run_dir} holds a checkpoint of --algo {saved.get('algo')}, not {algo}")
+    if env_id is not None and env_id != saved.get("env_id"):
+        raise ConfigError(f"--resume {run_dir} holds a checkpoint for {saved.get('env_id')}, not {env_id}")
+    extra = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
+    if preset is not None or extra:
+        flag = "--preset" if preset is not None else "--" + extra[0].replace("_", "-")
+        raise ConfigError(f"{flag} cannot be changed when resuming: --resume continues with the run's saved "
+                          "configuration")
+    algorithm = REGISTRY.get(saved.get("algo"))
+    if algorithm is None:
+        raise ConfigError(f"--resume {run_dir}: unknown algorithm {saved.get('algo')!r} in config.json")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+    values.update({k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
+    try:
+        config = algorithm.config_class(**values)
+    except TypeError as e:
+        raise ConfigError(f"--resume {run_dir}: config.json does not fit this tfpg ({e})") from None
+    validate(config)
+    name = os.path.basename(run_dir)
+    export_path = os.path.abspath(os.path.join(config.export_dir, name)) if config.export else None
+    return config, run_dir, export_path
