@@ -126,3 +126,39 @@ def n_step_targets(rewards: np.ndarray, terminated: np.ndarray, truncated: np.nd
         mask[ends] = ~terminated[k:k + M][ends]
         alive &= ~done[k:k + M]
     return NStepTargets(partial.astype(np.float32), rows, discounts.astype(np.float32), mask)
+
+
+def gae_advantages(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                   bootstrap_values: np.ndarray, last_values: np.ndarray, gamma: float,
+                   lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """GAE(lambda) over a fixed-horizon rollout: (T, N) time-major arrays, N envs, no complete episodes needed.
+
+        delta_t = r_t + gamma * V_next_t * (1 - terminated_t) - V(s_t)
+        A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   done_t = terminated_t | truncated_t,  A_T = 0
+        returns = A_t + V(s_t)                                     (the TD(lambda) return, the critic's target)
+
+    V_next_t is the value of what follows step t:
+        V(s_{t+1}) = values[t+1]           inside an episode,
+        bootstrap_values[t]                at a time-limit truncation (V of the episode's final observation),
+        last_values                        for the last row, t = T-1 (V of the observation after the cut),
+    and is multiplied by 0 at a termination (no future after a terminal state). So a truncated
+    episode bootstraps, a terminated one does not, and one still running at the cut bootstraps
+    from last_values. bootstrap_values (T, N) is read only where truncated (other entries may hold
+    anything finite or not); last_values has shape (N,).
+    lambda = 1 gives A_t = (discounted return with bootstrap) - V(s_t); lambda = 0 the one-step TD error.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    terminated = np.asarray(terminated, dtype=bool)
+    truncated = np.asarray(truncated, dtype=bool)
+    following_values = np.concatenate([values[1:], np.asarray(last_values, dtype=np.float64)[None]], axis=0)
+    next_values = np.where(truncated, np.asarray(bootstrap_values, dtype=np.float64), following_values)
+    next_values = np.where(terminated, 0.0, next_values)   # also hides a non-finite bootstrap after a termination
+    deltas = rewards + gamma * next_values - values
+    continues = 1.0 - (terminated | truncated)
+    advantages = np.empty_like(deltas)
+    advantage = np.zeros(deltas.shape[1:])
+    for t in range(deltas.shape[0] - 1, -1, -1):
+        advantage = deltas[t] + gamma * lam * continues[t] * advantage
+        advantages[t] = advantage
+    return advantages.astype(np.float32), (advantages + values).astype(np.float32)

@@ -1,0 +1,31 @@
+"""Schedules as pure functions of the env steps taken so far (nothing to checkpoint: resume recomputes them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """value(t) = start + (end - start) * min(1, t / total_steps), t the env steps so far.
+
+    Falls linearly from `start` at t = 0 to `end` (default 0) at the step budget, then stays at
+    `end`; used for PPO's learning rate and clip range (the zoo's `lin_<value>`, with end = 0).
+    """
+
+    start: float
+    total_steps: int
+    end: float = 0.0
+
+    def __post_init__(self):
+        if self.total_steps <= 0:
+            raise ValueError(f"a linear schedule needs total_steps > 0, got {self.total_steps}")
+
+    def __call__(self, env_steps: int) -> float:
+        progress = min(1.0, max(0.0, env_steps / self.total_steps))
+        return self.start + (self.end - self.start) * progress
+
+
+def constant_or_linear(value: float, linear: bool, total_steps: int, end: float = 0.0):
+    """A schedule for an option that may be scheduled: LinearSchedule(value, total_steps, end) if linear,
+    else the constant function t -> value."""
+    return LinearSchedule(value, total_steps, end) if linear else LinearSchedule(value, total_steps, value)
