@@ -113,7 +113,11 @@ def run_free(env_id: str, dtype, num_steps: int, seed: int, resync_every: int | 
     `resync_every` steps the TF state is set to gymnasium's (None: never)."""
     genv, env = make(env_id, dtype), gym.make(env_id)
     env.action_space.seed(seed)
-    step = tf.function(genv.step)
+    @tf.function
+    def step(state, action, key):
+        step_key, next_key = split_key(key)
+        return genv.step(state, action, step_key), next_key
+
     reset_key, key = split_key(make_key(seed))
     state, _ = genv.reset(reset_key, 1)
     env.reset(seed=seed)
@@ -123,16 +127,17 @@ def run_free(env_id: str, dtype, num_steps: int, seed: int, resync_every: int | 
         if resync_every and t % resync_every == 0:
             state = genv.state_from_physics(gym_physics(env)[None], state.steps)
         action = env.action_space.sample()
-        step_key, key = split_key(key)
-        out = step(state, tf.constant(np.asarray(action)[None]), step_key)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        worst["obs"] = max(worst["obs"], float(np.abs(out.final_obs.numpy()[0] - obs).max()))
-        worst["reward"] = max(worst["reward"], abs(float(out.reward[0]) - reward))
-        worst["flag_mismatches"] += (bool(out.terminated[0]), bool(out.truncated[0])) != (terminated, truncated)
+        out, key = step(state, np.asarray(action)[None], key)
         state = out.state
+        tf_obs, tf_reward, tf_terminated, tf_truncated = (out.final_obs.numpy()[0], out.reward.numpy()[0],
+                                                          out.terminated.numpy()[0], out.truncated.numpy()[0])
+        obs, reward, terminated, truncated, _ = env.step(action)
+        worst["obs"] = max(worst["obs"], float(np.abs(tf_obs - obs).max()))
+        worst["reward"] = max(worst["reward"], abs(float(tf_reward) - reward))
+        worst["flag_mismatches"] += (bool(tf_terminated), bool(tf_truncated)) != (terminated, truncated)
         if terminated or truncated:
             worst["episodes"] += 1
-            assert int(state.steps[0]) == 0
+            assert state.steps.numpy()[0] == 0
             env.reset()
             env.unwrapped.state = state.physics.numpy()[0].astype(np.float64)
     return worst
