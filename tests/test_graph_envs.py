@@ -186,7 +186,7 @@ def test_time_limit_resets_in_the_same_step(env_id):
     assert not terminated.numpy().any()
     np.testing.assert_array_equal(out.truncated.numpy(), [True, False, False, True])
     np.testing.assert_array_equal(out.state.steps.numpy(), [0, 1, 8, 0])
-    fresh = genv.initial_physics(key, 4).numpy()
+    fresh = genv.reset_physics(out.truncated, key).numpy()
     np.testing.assert_array_equal(out.state.physics.numpy()[[0, 3]], fresh[[0, 3]])
     np.testing.assert_array_equal(out.state.physics.numpy()[[1, 2]], next_physics.numpy()[[1, 2]])
     np.testing.assert_array_equal(out.final_obs.numpy(), genv.observe(next_physics).numpy())
@@ -209,6 +209,17 @@ def test_termination_resets_in_the_same_step(env_id, physics, action):
     assert genv.observation_space.contains(out.obs.numpy()[0])
     assert not np.allclose(out.obs.numpy()[0], out.final_obs.numpy()[0])     # final obs kept apart
     np.testing.assert_array_equal(out.obs.numpy()[1], out.final_obs.numpy()[1])
+
+
+@pytest.mark.parametrize("num_done", [1, 8, 9, 64])
+def test_reset_rows_are_distinct_fresh_draws(num_done):
+    """Up to N/8 ending envs take rows of a small pool, more take a full draw: either way each
+    gets its own draw from the initial box."""
+    genv = make("CartPole-v1")
+    done = tf.constant(np.arange(64) < num_done)
+    rows = genv.reset_physics(done, make_key(5)).numpy()[:num_done]
+    assert len({tuple(r) for r in rows}) == num_done
+    assert (np.abs(rows) <= 0.05).all()
 
 
 @pytest.mark.parametrize("env_id,low,high", [
