@@ -300,6 +300,21 @@ def test_envs_in_a_batch_are_independent(env_id):
     assert len({tuple(row) for row in state.physics.numpy()}) == 6
 
 
+@pytest.mark.parametrize("num_envs", [1, 32])
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_step_keeps_static_shapes(env_id, num_envs):
+    """Inside a tf.function every output of step has the input's static shape (tf.while_loop
+    refuses loop variables whose shape changes)."""
+    genv = make(env_id)
+    state, _ = genv.reset(make_key(0), num_envs)
+    actions = genv.sample_actions(make_key(1), num_envs)
+    traced = []
+    tf.function(lambda s, a, k: traced.append(genv.step(s, a, k))).get_concrete_function(state, actions, make_key(2))
+    out = traced[0]
+    assert all(x.shape.is_fully_defined() for x in tf.nest.flatten(out))
+    assert out.state.physics.shape == state.physics.shape and out.obs.shape[0] == num_envs
+
+
 def test_registry():
     assert set(GRAPH_ENVS) == {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
                                "Pendulum-v1"}

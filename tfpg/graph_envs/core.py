@@ -169,8 +169,8 @@ class GraphEnv:
         flops), and few envs end in a given step, so the done rows take, in order, the rows of a
         pool of ceil(N / 8) draws; only when more envs than that end at once are N drawn.
         """
-        n = tf.shape(done)[0]
-        pool_size = (n + 7) // 8
+        n = done.shape[0] if done.shape[0] is not None else tf.shape(done)[0]   # static when known:
+        pool_size = (n + 7) // 8                                                  # a while_loop keeps shapes
         rank = tf.cumsum(tf.cast(done, tf.int32)) - 1         # k-th ending env takes pool row k
         return tf.cond(rank[-1] < pool_size,
                        lambda: tf.gather(self.initial_physics(key, pool_size), tf.clip_by_value(rank, 0, pool_size - 1)),
