@@ -14,6 +14,12 @@ The exported directory loads with `tf.saved_model.load` in a process that has on
 Which members a policy gets follows from what it offers: `sample` and `distribution_params` make a stochastic
 policy, `q_values` a value-based one; `mode` (the greedy action) is required.
 
+Every signature also runs in TensorFlow's session-based loader, the one `saved_model_cli run` and
+TF Serving use. A Keras 3 model held as a module attribute is not enough for it: its `keras.Variable`s
+wrap the `tf.Variable`s the graph reads, and that loader only restores variables the module tracks
+itself ("Could not find variable out/bias"). So the module also tracks the underlying `tf.Variable`s
+(`tf_variables`), as `keras.export.ExportArchive` does.
+
 A SavedModel is a program: load only exports from sources you trust.
 """
 from __future__ import annotations
@@ -42,6 +48,7 @@ class ExportedPolicy(tf.Module):
         super().__init__(name="tfpg_policy")
         for name, trackable in policy.trackables.items():
             setattr(self, name, trackable)
+        self.tf_variables = underlying_tf_variables(policy.trackables.values())
         self.rng = tf.random.Generator.from_non_deterministic_state()
         self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False, dtype=tf.string)
         spec = tf.TensorSpec([None, *policy.observation_space.shape],
@@ -74,6 +81,25 @@ class ExportedPolicy(tf.Module):
         return {sig: getattr(self, attr) for sig, attr in names.items() if hasattr(self, attr)}
 
 
+def underlying_tf_variables(trackables) -> list:
+    """The `tf.Variable`s behind `trackables` (Keras models/layers, keras.Variables, tf.Variables), in order.
+
+    A `keras.Variable` on the TensorFlow backend holds its `tf.Variable` as `.value`; tracking that one
+    is what lets the session-based loader find the variables the traced graphs read.
+    """
+    import keras
+
+    found: dict[int, tf.Variable] = {}
+    for trackable in trackables:
+        variables = trackable.variables if isinstance(trackable, keras.Layer) else [trackable]
+        for v in variables:
+            tf_var = v.value if isinstance(v, keras.Variable) else v
+            if not isinstance(tf_var, tf.Variable):
+                raise TypeError(f"cannot export {v!r}: it is not backed by a tf.Variable")
+            found.setdefault(id(tf_var), tf_var)
+    return list(found.values())
+
+
 def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) -> str:
     """Save `policy` as a SavedModel at `path`, atomically.
 
@@ -91,6 +117,7 @@ def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) ->
     for stale in glob.glob(os.path.join(parent, f".{base}.tmp-*")) + glob.glob(os.path.join(parent, f".{base}.old-*")):
         shutil.rmtree(stale, ignore_errors=True)   # left by an export that was killed
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    os.chmod(tmp, 0o755)   # mkdtemp's 0700 would hide the export from a model server running as another user
     delay = float(os.environ.get("TFPG_TEST_EXPORT_DELAY", "0"))   # test hook: widen the kill windows
     try:
         tf.saved_model.save(module, tmp, signatures=module.serving_signatures())
@@ -113,6 +140,23 @@ def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) ->
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def restore_policy_variables(policy, path: str) -> None:
+    """Load the variables of the tfpg export at `path` into `policy`, a freshly built policy of the same
+    architecture (used to re-export a model in the current format with unchanged weights).
+
+    The SavedModel's checkpoint is read object by object (`model`, `log_std`, `obs_mean`, `obs_var`, as
+    `ExportedPolicy` tracks them); every variable of `policy` must be found there.
+    """
+    read_metadata(path)
+    checkpoint = tf.train.Checkpoint(**policy.trackables)
+    status = checkpoint.read(os.path.join(path, "variables", "variables"))
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ConfigError(f"the variables of {path} do not fit the policy built from its metadata ({e})") from None
+    status.expect_partial()   # the old export's rng state and metadata variable are not the policy's
 
 
 def read_metadata(path: str) -> dict:
