@@ -1,9 +1,11 @@
-"""Run an exported tfpg SavedModel in its environment and report the episode returns.
+"""Run an exported tfpg SavedModel (or its .tflite / .onnx conversion) in its environment and report the returns.
 
     python -m tfpg.evaluate saved_models/<run> [--episodes 10] [--seed 0] [--stochastic] [--video DIR]
+    python -m tfpg.evaluate saved_models/<run>.tflite        (ai-edge-litert; .onnx: onnxruntime)
 
-Loads with `tf.saved_model.load` only (the policy needs no tfpg code). A SavedModel is a
-program: load only exports from sources you trust.
+Loads with `tf.saved_model.load` only (the policy needs no tfpg code); a converted file runs in its own
+runtime, sampling (--stochastic) on the host. A SavedModel is a program: load only exports from sources
+you trust.
 """
 from __future__ import annotations
 
@@ -15,23 +17,22 @@ import numpy as np
 
 from tfpg import envs as envs_lib
 from tfpg.errors import ConfigError
-from tfpg.export import read_metadata
+from tfpg.export_formats import load_actor
 
 
-def load_policy(path: str, env_id: str | None = None):
-    """(loaded SavedModel, metadata, gymnasium env) after checking the model fits the env."""
+def load_policy(path: str, env_id: str | None = None, stochastic: bool = False, seed: int = 0):
+    """(act, metadata, gymnasium) after checking the model fits the env; `act` maps a batch of observations
+    to actions (see `tfpg.export_formats.load_actor`: SavedModel folder, .tflite or .onnx)."""
     import gymnasium as gym
-    import tensorflow as tf
 
-    metadata = read_metadata(path)
+    act, metadata = load_actor(path, stochastic, seed)
     env_id = env_id or metadata["env_id"]
     spaces = envs_lib.env_spaces(env_id)
     for key, space in (("observation_space", spaces.observation_space), ("action_space", spaces.action_space)):
         if not envs_lib.spaces_match(metadata[key], space):
             raise ConfigError(f"the model at {path} was trained for {metadata['env_id']} whose {key.replace('_', ' ')} "
                               f"is {envs_lib.describe_space(metadata[key])}, but {env_id} has {space}; evaluate it on a matching env")
-    loaded = tf.saved_model.load(path)
-    return loaded, metadata, gym
+    return act, metadata, gym
 
 
 def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int = 0,
@@ -39,7 +40,7 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
     """Returns of `episodes` episodes (seeds seed, seed+1, ...) with the greedy (or sampled) action."""
     if episodes <= 0:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
-    loaded, metadata, gym = load_policy(path, env_id)
+    act, metadata, _ = load_policy(path, env_id, stochastic, seed)
     env_id = env_id or metadata["env_id"]
     # Unclipped rewards: the returns are the real game score (Atari: tfpg's preprocessing, no clipping).
     env = envs_lib.make_env(env_id, render_mode="rgb_array" if video_dir else None)
@@ -47,17 +48,13 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
         from gymnasium.wrappers import RecordVideo
 
         env = RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
-    if stochastic and "sample" not in loaded.signatures:
-        raise ConfigError(f"the {metadata.get('algorithm', '?')} model at {path} has no sampling policy "
-                          "(it acts greedily on Q-values); drop --stochastic")
-    act = loaded.sample if stochastic else loaded.greedy
     returns = []
     try:
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             total, done = 0.0, False
             while not done:
-                action = act(np.asarray(obs)[None])["action"].numpy()[0]
+                action = act(np.asarray(obs)[None])[0]
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 done = terminated or truncated
@@ -70,7 +67,7 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfpg.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model_dir", help="a folder exported by train.py")
+    p.add_argument("model_dir", help="a folder exported by train.py, or a .tflite / .onnx file from tfpg-export")
     p.add_argument("--env", dest="env_id", default=None, help="env id (default: the one the model was trained on)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode's reset")
