@@ -117,3 +117,17 @@ def test_saved_model_cli_runs_the_shipped_models(name, obs_dim, signatures):
             shown = stdout.split(f"Result for output key {key}:")[1].split("Result for")[0]
             numbers = np.array(shown.replace("[", " ").replace("]", " ").split(), dtype=np.float64)
             np.testing.assert_allclose(numbers, value.numpy().ravel(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gaussian_obs_norm", "cnn"])
+def test_each_weight_is_stored_once(tmp_path, kind):
+    """The export tracks the tf.Variables behind the Keras weights, not the Keras model as well (which
+    would write every weight twice: a 6.6 MB Nature CNN became a 13 MB SavedModel)."""
+    import tensorflow as tf
+
+    policy, _, metadata = build(kind)
+    path = export_policy(policy, metadata, str(tmp_path / kind))
+    stored = [name for name, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+              if name.endswith("VARIABLE_VALUE")]
+    weights = len(policy.model.weights) + len(policy.trackables) - 1   # + log_std, obs_mean, obs_var
+    assert len(stored) == weights + 2, stored   # + the sampler's rng state and metadata_json
