@@ -187,3 +187,33 @@ def test_refuses_to_overwrite_without_the_flag_and_writes_atomically(converted, 
     assert proc.returncode == 0, proc.stderr[-2000:]
     leftovers = [n for n in os.listdir(os.path.dirname(job["onnx"])) if ".tmp-" in n]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("name", ["cartpole-reinforce", "lunarlander-pg"])
+def test_shipped_conversions_agree_with_the_shipped_saved_models(name):
+    """saved_models/<name>.tflite and .onnx were converted from saved_models/<name>: re-convert them
+    (tfpg-export ... --overwrite) whenever the SavedModel changes."""
+    pytest.importorskip("ai_edge_litert")
+    pytest.importorskip("onnxruntime")
+    from tfpg.export_formats import disagreements, load_model, probe_observations
+
+    saved_model = os.path.join(ROOT, "saved_models", name)
+    reference, metadata = load_model(saved_model)
+    obs = probe_observations(metadata["observation_space"], seed=1)
+    for ext in (".tflite", ".onnx"):
+        run, converted_metadata = load_model(saved_model + ext)
+        assert {k: v for k, v in converted_metadata.items() if k != "deployment"} == metadata
+        assert disagreements(reference(obs), run(obs)) == []
+
+
+def test_readme_tflite_example_runs_without_tensorflow():
+    """The README's plain-Python example, run as written from the repository root."""
+    pytest.importorskip("ai_edge_litert")
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    block = readme.split("<!-- example:tflite -->")[1].split("<!-- /example:tflite -->")[0]
+    code = block.split("```python")[1].split("```")[0]
+    code += "\nimport sys, json\nprint(json.dumps({'total': total, 'imported': sorted({m.split('.')[0] for m in " \
+            "sys.modules} & {'tensorflow', 'tfpg', 'tensorflow_probability'})}))\n"
+    out = run_tensorflow_only(code, cwd=ROOT)
+    assert out["imported"] == [] and out["total"] > 100   # the shipped lander lands
