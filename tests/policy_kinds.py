@@ -71,3 +71,17 @@ def expected_outputs(policy, obs) -> dict:
     if hasattr(policy, "q_values"):
         out["q_values"] = {"q_values": policy.q_values(obs).numpy()}
     return out
+
+
+def export_all(folder) -> dict:
+    """{kind: (policy, obs, {"dir": SavedModel path, "obs": .npy path})}: every kind exported into
+    `folder` (a pathlib.Path), its observation batch saved beside it."""
+    from tfpg.export import export_policy
+
+    exported = {}
+    for kind in KINDS:
+        policy, obs, metadata = build(kind)
+        path = export_policy(policy, metadata, str(folder / kind))
+        np.save(folder / f"{kind}.npy", obs)
+        exported[kind] = (policy, obs, {"dir": path, "obs": str(folder / f"{kind}.npy")})
+    return exported

@@ -11,10 +11,9 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT, run_cli, run_tensorflow_only
-from policy_kinds import KINDS, build
+from policy_kinds import KINDS, export_all
 
 from tfpg.errors import ConfigError
-from tfpg.export import export_policy
 from tfpg.export_formats import ATOL, RTOL, convert, load_actor, require, sample_action, saved_model_runner
 
 RUNTIME_ONLY = r"""
@@ -55,13 +54,9 @@ def converted(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     tmp = tmp_path_factory.mktemp("formats")
     jobs, reference = {}, {}
-    for kind in KINDS:
-        policy, obs, metadata = build(kind)
-        saved_model = export_policy(policy, metadata, str(tmp / kind))
-        np.save(tmp / f"{kind}.npy", obs)
-        jobs[kind] = {"obs": str(tmp / f"{kind}.npy"), "tflite": convert(saved_model, "litert"),
-                      "onnx": convert(saved_model, "onnx")}
-        reference[kind] = saved_model_runner(saved_model)(obs)
+    for kind, (_, obs, job) in export_all(tmp).items():
+        jobs[kind] = {**job, "tflite": convert(job["dir"], "litert"), "onnx": convert(job["dir"], "onnx")}
+        reference[kind] = saved_model_runner(job["dir"])(obs)
     (tmp / "jobs.json").write_text(json.dumps(jobs))
     out = run_tensorflow_only(RUNTIME_ONLY, tmp / "jobs.json", cwd=tmp)
     assert out["imported"] == []   # neither TensorFlow, tfpg nor tfp
@@ -178,7 +173,7 @@ def run_cli_with_env(args, cwd):
 
 def test_refuses_to_overwrite_without_the_flag_and_writes_atomically(converted, tmp_path):
     _, _, job = converted["dqn"]
-    saved_model = os.path.dirname(job["onnx"]) + "/dqn"
+    saved_model = job["dir"]
     before = os.path.getmtime(job["onnx"])
     one_line_refusal(run_cli([saved_model, "--format", "onnx"], cwd=tmp_path, module="tfpg.export_formats"),
                      "already exists", "--overwrite")

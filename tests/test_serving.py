@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT, run_tensorflow_only
-from policy_kinds import KINDS, build, expected_outputs
+from policy_kinds import KINDS, build, expected_outputs, export_all
 
 from tfpg.export import export_policy
 
@@ -56,17 +56,11 @@ SIGNATURES = {"categorical": ["distribution", "sample", "serving_default"],
 def loaded_everywhere(tmp_path_factory):
     """{kind: (policy, obs, outputs of the session and eager loaders)} for every policy kind."""
     tmp = tmp_path_factory.mktemp("serving")
-    jobs, built = {}, {}
-    for kind in KINDS:
-        policy, obs, metadata = build(kind)
-        path = export_policy(policy, metadata, str(tmp / kind))
-        np.save(tmp / f"{kind}.npy", obs)
-        jobs[kind] = {"dir": path, "obs": str(tmp / f"{kind}.npy")}
-        built[kind] = (policy, obs)
-    (tmp / "jobs.json").write_text(json.dumps(jobs))
+    exported = export_all(tmp)
+    (tmp / "jobs.json").write_text(json.dumps({kind: job for kind, (_, _, job) in exported.items()}))
     out = run_tensorflow_only(SESSION_LOADER, tmp / "jobs.json", cwd=tmp)
     assert not out["tfpg_imported"] and not out["tfp_imported"]
-    return {kind: (*built[kind], out[kind]) for kind in KINDS}
+    return {kind: (policy, obs, out[kind]) for kind, (policy, obs, _) in exported.items()}
 
 
 @pytest.mark.parametrize("loader", ["session", "eager"])
