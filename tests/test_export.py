@@ -49,7 +49,7 @@ def test_tensorflow_only_process_gets_same_greedy_actions(exported):
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     np.save(tmp / "obs.npy", obs)
     out = run_tensorflow_only(LOADER, path, tmp / "obs.npy", cwd=tmp)
-    assert not out["tfpg_imported"]
+    assert not out["tfpg_imported"] and not out["tfp_imported"]
     expected = policy.mode(obs).numpy().tolist()
     assert out["greedy"] == expected and out["greedy_attr"] == expected
     assert len(set(expected)) == 2  # the check is not vacuous
@@ -112,7 +112,8 @@ out = {
     "q_values": m.signatures["q_values"](observations=tf.constant(obs))["q_values"].numpy().tolist(),
     "q_values_attr": m.q_values(obs)["q_values"].numpy().tolist(),
     "metadata": json.loads(m.metadata_json.numpy().decode()),
-    "tfpg_imported": any(k.split(".")[0] in ("tfpg", "tensorflow_probability") for k in sys.modules),
+    "tfpg_imported": any(k == "tfpg" or k.startswith("tfpg.") for k in sys.modules),
+    "tfp_imported": "tensorflow_probability" in sys.modules,
 }
 print(json.dumps(out))
 """
@@ -128,7 +129,7 @@ def test_dqn_export_loads_with_tensorflow_only(tmp_path):
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32) * 3
     np.save(tmp_path / "obs.npy", obs)
     out = run_tensorflow_only(DQN_LOADER, path, tmp_path / "obs.npy", cwd=tmp_path)
-    assert not out["tfpg_imported"]
+    assert not out["tfpg_imported"] and not out["tfp_imported"]
     assert out["signatures"] == ["q_values", "serving_default"]   # no sampling policy for DQN
     expected = policy.greedy_numpy(obs).tolist()
     assert out["greedy"] == expected and out["greedy_attr"] == expected

@@ -1,11 +1,13 @@
-"""Run an exported tfpg SavedModel in its environment and report the episode returns.
+"""Run an exported tfpg SavedModel (or its .tflite / .onnx conversion) in its environment and report the returns.
 
     python -m tfpg.evaluate saved_models/<run> [--episodes 10] [--seed 1000000] [--stochastic] [--video DIR]
+    python -m tfpg.evaluate saved_models/<run>.tflite        (ai-edge-litert; .onnx: onnxruntime)
 
-Loads with `tf.saved_model.load` only (the policy needs no tfpg code). Episode k starts from
-reset seed `--seed + k` with the same evaluation function training uses, so by default the
-returns are those of the run's last greedy evaluation (`eval_reward`) for the same policy.
-A SavedModel is a program: load only exports from sources you trust.
+Loads with `tf.saved_model.load` only (the policy needs no tfpg code); a converted file runs in its own
+runtime, sampling (--stochastic) on the host. Episode k starts from reset seed `--seed + k` with the
+same evaluation function training uses, so by default the returns are those of the run's last greedy
+evaluation (`eval_reward`) for the same policy. A SavedModel is a program: load only exports from
+sources you trust.
 """
 from __future__ import annotations
 
@@ -20,13 +22,12 @@ from tfpg.errors import ConfigError
 from tfpg.evaluation import EVAL_SEED, evaluate_returns, make_eval_envs
 
 
-def load_policy(path: str, env_id: str | None = None):
-    """(loaded SavedModel, metadata) after checking the model fits the env."""
-    import tensorflow as tf
+def load_policy(path: str, env_id: str | None = None, stochastic: bool = False, seed: int = 0):
+    """(act, metadata) after checking the model fits the env; `act` maps a batch of observations to
+    actions (see `tfpg.export_formats.load_actor`: SavedModel folder, .tflite or .onnx)."""
+    from tfpg.export_formats import load_actor
 
-    from tfpg.export import read_metadata
-
-    metadata = read_metadata(path)
+    act, metadata = load_actor(path, stochastic, seed)
     env_id = env_id or metadata["env_id"]
     spaces = envs_lib.env_spaces(env_id)
     for key, space in (("observation_space", spaces.observation_space), ("action_space", spaces.action_space)):
@@ -34,7 +35,7 @@ def load_policy(path: str, env_id: str | None = None):
             raise ConfigError(f"the model at {path} was trained for {metadata['env_id']} whose "
                               f"{key.replace('_', ' ')} is {envs_lib.describe_space(metadata[key])}, but {env_id} "
                               f"has {space}; evaluate it on a matching env")
-    return tf.saved_model.load(path), metadata
+    return act, metadata
 
 
 def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int = EVAL_SEED,
@@ -42,15 +43,7 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
     """Returns of `episodes` episodes (episode k from reset seed seed + k), greedy or sampled actions."""
     if episodes <= 0:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
-    loaded, metadata = load_policy(path, env_id)
-    if stochastic and "sample" not in loaded.signatures:
-        raise ConfigError(f"the {metadata.get('algorithm', '?')} model at {path} has no sampling policy "
-                          "(it acts greedily on Q-values); drop --stochastic")
-    member = loaded.sample if stochastic else loaded.greedy
-
-    def act(observations):
-        return member(np.asarray(observations))["action"].numpy()
-
+    act, metadata = load_policy(path, env_id, stochastic, seed)
     # Unclipped rewards: the returns are the real game score (Atari: tfpg's preprocessing, no clipping).
     if video_dir:   # one sub-env, so the video shows one episode at a time
         from gymnasium.wrappers.vector import RecordVideo
@@ -66,12 +59,9 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tfpg.quiet import import_tensorflow
-
-    import_tensorflow()
     p = argparse.ArgumentParser(prog="python -m tfpg.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model_dir", help="a folder exported by train.py")
+    p.add_argument("model_dir", help="a folder exported by train.py, or a .tflite / .onnx file from tfpg-export")
     p.add_argument("--env", dest="env_id", default=None, help="env id (default: the one the model was trained on)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run")
     p.add_argument("--seed", type=int, default=EVAL_SEED,
@@ -80,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", metavar="DIR", default=None, help="record MP4 videos of the episodes into DIR")
     p.add_argument("--json", action="store_true", help="print the returns as JSON")
     args = p.parse_args(argv)
+    if not args.model_dir.endswith((".tflite", ".onnx")):   # converted files run without TensorFlow
+        from tfpg.quiet import import_tensorflow
+
+        import_tensorflow()
     try:
         returns = evaluate(args.model_dir, args.env_id, args.episodes, args.seed, args.stochastic, args.video)
     except ConfigError as e:

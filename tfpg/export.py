@@ -14,6 +14,13 @@ The exported directory loads with `tf.saved_model.load` in a process that has on
 Which members a policy gets follows from what it offers: `sample` and `distribution_params` make a stochastic
 policy, `q_values` a value-based one; `mode` (the greedy action) is required.
 
+Every signature also runs in TensorFlow's session-based loader, the one `saved_model_cli run` and
+TF Serving use. A Keras 3 model held as a module attribute is not enough for it: its `keras.Variable`s
+wrap the `tf.Variable`s the graph reads, and that loader only restores variables the module tracks
+itself ("Could not find variable out/bias"). So the module tracks the underlying `tf.Variable`s instead
+of the Keras model (`model` is the list of them, in `model.weights` order), as `keras.export.ExportArchive`
+does; tracking both would store every weight twice.
+
 A SavedModel is a program: load only exports from sources you trust.
 """
 from __future__ import annotations
@@ -34,14 +41,14 @@ FORMAT_VERSION = 1
 
 
 class ExportedPolicy(tf.Module):
-    """Tracks what the policy's graph reads (`policy.trackables`: the Keras model, a Gaussian's
-    log-std, the observation statistics) and traces the three signatures from the policy's own
-    methods, so raw observations in give exactly the in-process actions out."""
+    """Tracks the variables the policy's graph reads (`policy.trackables`: the Keras model's weights as
+    tf.Variables, a Gaussian's log-std, the observation statistics) and traces the signatures from the
+    policy's own methods, so raw observations in give exactly the in-process actions out."""
 
     def __init__(self, policy, metadata: dict):
         super().__init__(name="tfpg_policy")
-        for name, trackable in policy.trackables.items():
-            setattr(self, name, trackable)
+        for name, value in exported_trackables(policy).items():
+            setattr(self, name, value)
         self.rng = tf.random.Generator.from_non_deterministic_state()
         self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False, dtype=tf.string)
         spec = tf.TensorSpec([None, *policy.observation_space.shape],
@@ -74,6 +81,23 @@ class ExportedPolicy(tf.Module):
         return {sig: getattr(self, attr) for sig, attr in names.items() if hasattr(self, attr)}
 
 
+def exported_trackables(policy) -> dict:
+    """{name: tf.Variable or list of tf.Variables}: `policy.trackables` with each Keras model replaced by
+    the `tf.Variable`s behind its weights (a `keras.Variable` on the TensorFlow backend holds its
+    `tf.Variable` as `.value`). Tracking these is what lets the session-based loader find the variables
+    the traced graphs read."""
+    import keras
+
+    def as_tf_variable(v):
+        tf_var = v.value if isinstance(v, keras.Variable) else v
+        if not isinstance(tf_var, tf.Variable):
+            raise TypeError(f"cannot export {v!r}: it is not backed by a tf.Variable")
+        return tf_var
+
+    return {name: [as_tf_variable(v) for v in t.weights] if isinstance(t, keras.Layer) else as_tf_variable(t)
+            for name, t in policy.trackables.items()}
+
+
 def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) -> str:
     """Save `policy` as a SavedModel at `path`, atomically.
 
@@ -91,6 +115,7 @@ def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) ->
     for stale in glob.glob(os.path.join(parent, f".{base}.tmp-*")) + glob.glob(os.path.join(parent, f".{base}.old-*")):
         shutil.rmtree(stale, ignore_errors=True)   # left by an export that was killed
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    os.chmod(tmp, 0o755)   # mkdtemp's 0700 would hide the export from a model server running as another user
     try:
         tf.saved_model.save(module, tmp, signatures=module.serving_signatures())
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
@@ -134,6 +159,27 @@ def policy_metadata(config, policy, spaces, result, exported_from: dict) -> dict
         metadata["eval_episodes"] = config.eval_episodes
         metadata["exported_from"] = exported_from
     return metadata
+
+
+def restore_policy_variables(policy, path: str) -> None:
+    """Load the variables of the tfpg export at `path` into `policy`, a freshly built policy of the same
+    architecture (used to re-export a model in the current format with unchanged weights).
+
+    The SavedModel's checkpoint is read object by object (`model`, `log_std`, `obs_mean`, `obs_var`), as
+    `ExportedPolicy` tracks them, or as exports before the session-loader fix did (`model` the Keras
+    model itself); every variable of `policy` must be found there.
+    """
+    read_metadata(path)
+    prefix = os.path.join(path, "variables", "variables")
+    keras_model_format = any(name.startswith("model/_operations/") for name, _ in tf.train.list_variables(prefix))
+    trackables = policy.trackables if keras_model_format else exported_trackables(policy)
+    checkpoint = tf.train.Checkpoint(**trackables)
+    status = checkpoint.read(prefix)
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ConfigError(f"the variables of {path} do not fit the policy built from its metadata ({e})") from None
+    status.expect_partial()   # the old export's rng state and metadata variable are not the policy's
 
 
 def read_metadata(path: str) -> dict:
