@@ -174,7 +174,8 @@ class Trainer:
         self.logger.scalars(steps, {"reward": self.stats.last_return, "reward_100": self.stats.reward_100,
                                     "episodes": self.stats.episodes, "length_100": self.stats.length_100,
                                     "steps_per_second": steps_per_s,
-                                    "nonfinite_updates": self.progress.nonfinite_updates, **iteration.metrics})
+                                    "nonfinite_updates": self.progress.nonfinite_updates,
+                                    **(iteration.metrics() if callable(iteration.metrics) else iteration.metrics)})
         if iteration.histograms:
             self.logger.histograms(steps, iteration.histograms)
         self.logger.progress(steps, self.stats.reward_100, steps_per_s)

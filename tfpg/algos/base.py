@@ -25,7 +25,7 @@ envs through the stepper, and collectors drop what they held of the cut episodes
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,14 +41,15 @@ from tfpg.errors import ConfigError
 class Iteration:
     """What one iteration hands back to the trainer.
 
-    metrics:    scalars for TensorBoard at the current env step (the trainer adds reward_100 etc.)
+    metrics:    scalars for TensorBoard at the current env step (the trainer adds reward_100 etc.), or a
+                function returning them, called only when the trainer logs (DQN iterates every vector step)
     log:        whether to write them now (DQN logs every --log-every env steps, not every iteration)
     finite:     for each gradient step taken, whether it was applied (False: non-finite, skipped)
     updated:    whether the policy changed (counts as an update; checkpoints fall after updates)
     histograms: arrays for TensorBoard histograms, if any
     """
 
-    metrics: dict[str, float]
+    metrics: dict[str, float] | Callable[[], dict[str, float]]
     log: bool = True
     finite: Sequence[bool] = ()
     updated: bool = True

@@ -365,10 +365,13 @@ class DQN(Algorithm):
         log = steps >= self.next_log
         if log:
             self.next_log = steps + self.config.log_every
-        metrics = {**{k: float(v) for k, v in self.metrics.items() if k != "skipped"}, "epsilon": eps,
-                   "target_syncs": int(self.update.target_syncs.numpy()),
-                   "gradient_steps": int(self.update.gradient_steps_done.numpy()), "buffer_size": len(self.buffer)}
-        return Iteration(metrics, log=log, finite=finite, updated=trained)
+        return Iteration(lambda: self._diagnostics(eps), log=log, finite=finite, updated=trained)
+
+    def _diagnostics(self, eps: float) -> dict:
+        """The logged values; read only when the trainer logs (variable reads and len(buffer) cost per step)."""
+        return {**{k: float(v) for k, v in self.metrics.items() if k != "skipped"}, "epsilon": eps,
+                "target_syncs": int(self.update.target_syncs.numpy()),
+                "gradient_steps": int(self.update.gradient_steps_done.numpy()), "buffer_size": len(self.buffer)}
 
     def sample(self):
         """--gradient-steps mini-batches of --batch-size transitions, stacked for one compiled update."""
