@@ -203,7 +203,12 @@ def test_validating_a_damaged_checkpoint_writes_nothing(saved_run):
     run_dir, _ = saved_run
     _flip_bytes(_data_file(run_dir, 15000), start=16)
     before = _snapshot(run_dir)
-    assert find_intact_checkpoint(str(_ckpt_dir(run_dir))).name == "ckpt-10000"
+    validated = find_intact_checkpoint(str(_ckpt_dir(run_dir)))
+    assert validated.name == "ckpt-10000" and validated.skipped == [("ckpt-15000", "data file checksum mismatch")]
+    run = Run(run_dir, fill=123.0)
+    assert int(run.checkpoint.restore(validated=validated)["run/env_steps"]) == 10000
+    assert run.checkpoint.last_restore.message() == (
+        "resume: skipped checkpoint ckpt-15000 (data file checksum mismatch); using ckpt-10000")
     _restore_fresh(run_dir)
     assert _snapshot(run_dir) == before
 
@@ -447,3 +452,10 @@ def test_a_first_export_failing_says_nothing_was_written(exported, tmp_path, mon
     with pytest.raises(SaveError, match=r"\(No space left on device\); no export was written there; fix the cause"):
         export_policy(policy, {"env_id": "CartPole-v1"}, str(tmp_path / "new"))
     assert os.listdir(tmp_path) == []
+
+
+def test_a_missing_variables_folder_is_one_line(export_copy):
+    shutil.rmtree(export_copy / "variables")
+    with pytest.raises(ConfigError) as e:
+        load_saved_model(str(export_copy))
+    assert str(e.value) == f"{export_copy}/variables is missing; re-export the model (or restore the folder from a backup)"

@@ -118,14 +118,16 @@ class TrainingCheckpoint:
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(self.directory)
 
-    def restore(self) -> dict[str, np.ndarray]:
+    def restore(self, validated: RestoreResult | None = None) -> dict[str, np.ndarray]:
         """Load the newest intact checkpoint into the trackables; return the saved arrays.
 
         `self.last_restore` tells which checkpoint was used and which newer ones were skipped
         (`self.last_restore.message()` is the one line to print). ConfigError if none is intact.
+        `validated`: the result of an earlier `find_intact_checkpoint(self.directory)`, to skip
+        reading the files a second time.
         """
         self.last_restore = restore_intact_checkpoint(self.directory, self._checkpoint,
-                                                      no_rollback=self._arrays.values())
+                                                      no_rollback=self._arrays.values(), validated=validated)
         return {name: var.numpy() for name, var in self._arrays.items()}
 
 
@@ -234,14 +236,14 @@ def find_intact_checkpoint(directory: str) -> RestoreResult:
                       "or start a new run without --resume")
 
 
-def restore_intact_checkpoint(directory: str, checkpoint: tf.train.Checkpoint,
-                              no_rollback: Iterable = ()) -> RestoreResult:
-    """Validate the checkpoints in `directory` newest first (`find_intact_checkpoint`), then load the
-    newest intact one into `checkpoint`'s objects. The load is all or nothing: if it fails part-way
-    (the checkpoint does not fit the objects), every variable gets its previous value back, except
-    those in `no_rollback` (scratch variables whose values the caller reads only after success),
-    and a one-line ConfigError is raised."""
-    result = find_intact_checkpoint(directory)
+def restore_intact_checkpoint(directory: str, checkpoint: tf.train.Checkpoint, no_rollback: Iterable = (),
+                              validated: RestoreResult | None = None) -> RestoreResult:
+    """Validate the checkpoints in `directory` newest first (`find_intact_checkpoint`; skipped when
+    `validated`, its earlier result, is given), then load the newest intact one into `checkpoint`'s
+    objects. The load is all or nothing: if it fails part-way (the checkpoint does not fit the
+    objects), every variable gets its previous value back, except those in `no_rollback` (scratch
+    variables whose values the caller reads only after success), and a one-line ConfigError is raised."""
+    result = validated or find_intact_checkpoint(directory)
     skip = {id(v) for v in no_rollback}
     variables = [v for v in _variables(checkpoint) if id(v) not in skip]
     before = [v.numpy() for v in variables]
