@@ -421,7 +421,7 @@ def test_an_export_that_fails_part_way_leaves_the_previous_export(exported, expo
     with pytest.raises(SaveError) as e:
         export_policy(policy, {"env_id": "CartPole-v1", "generation": 2}, str(export_copy), overwrite=True)
     assert str(e.value) == (f"the export to {export_copy} failed (No space left on device); the previous export there "
-                            "is unchanged; fix the cause and export again")
+                            "is unchanged")
     monkeypatch.undo()
     assert _snapshot(export_copy) == before
     assert sorted(os.listdir(export_copy.parent)) == ["model"]   # no temporary folders left
@@ -449,7 +449,7 @@ def test_a_failing_final_rename_puts_the_previous_export_back(exported, export_c
 def test_a_first_export_failing_says_nothing_was_written(exported, tmp_path, monkeypatch):
     policy, _ = exported
     _fail_saved_model_save(monkeypatch)
-    with pytest.raises(SaveError, match=r"\(No space left on device\); no export was written there; fix the cause"):
+    with pytest.raises(SaveError, match=r"\(No space left on device\); no export was written there$"):
         export_policy(policy, {"env_id": "CartPole-v1"}, str(tmp_path / "new"))
     assert os.listdir(tmp_path) == []
 

@@ -36,9 +36,8 @@ import tensorflow as tf
 
 from tfpg.checkpoint import checkpoint_damage
 from tfpg.errors import ConfigError, SaveError, one_line
-from tfpg.files import load_json_object
+from tfpg.files import METADATA_FILE, POLICY_FIELDS, load_json_object, require_fields
 
-METADATA_FILE = "tfpg_metadata.json"
 FORMAT_VERSION = 1
 _REEXPORT = "re-export the model (or restore the folder from a backup)"
 
@@ -168,7 +167,7 @@ def _export_error(path: str, error: BaseException) -> SaveError:
     """The one-line SaveError for a failed export to `path`: the cause and what is there now."""
     there = ("the previous export there is unchanged" if os.path.isfile(os.path.join(path, "saved_model.pb"))
              else "no export was written there")
-    return SaveError(f"the export to {path} failed ({one_line(error)}); {there}; fix the cause and export again")
+    return SaveError(f"the export to {path} failed ({one_line(error)}); {there}")   # the caller adds what to do
 
 
 def policy_metadata(config, policy, spaces, result, exported_from: dict) -> dict:
@@ -231,6 +230,13 @@ def read_metadata(path: str) -> dict:
                           f"{FORMAT_VERSION}; re-export it with this version")
     if not isinstance(metadata.get("env_id"), str):
         raise ConfigError(f"{meta_file} is damaged (it names no env_id); {_REEXPORT}")
+    return metadata
+
+
+def read_policy_metadata(path: str) -> dict:
+    """`read_metadata`, plus what acting with the policy needs (env id, observation and action spaces)."""
+    metadata = read_metadata(path)
+    require_fields(metadata, os.path.join(path, METADATA_FILE), POLICY_FIELDS, _REEXPORT)
     return metadata
 
 

@@ -12,8 +12,11 @@ from collections.abc import Collection, Mapping
 from tfpg.errors import ConfigError, one_line
 
 CONFIG_FILE = "config.json"
+METADATA_FILE = "tfpg_metadata.json"   # beside an export's saved_model.pb
+# What acting with an exported policy needs from its metadata (an export's, or a converted file's FILE.json).
+POLICY_FIELDS = {"env_id": str, "observation_space": dict, "action_space": dict}
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
-_RESTORE_CONFIG = ("restore it from a backup (or copy config.json from a run with the same flags), "
+RESTORE_CONFIG = ("restore it from a backup (or copy config.json from a run with the same flags), "
                    "or start a new run without --resume")
 
 
@@ -35,6 +38,14 @@ def load_json_object(path: str, what_to_do: str) -> dict:
     return value
 
 
+def require_fields(metadata: dict, path: str, fields: Mapping[str, type], what_to_do: str) -> None:
+    """One-line ConfigError '<path> is damaged (no valid "<key>" entry); <what_to_do>' unless every key of
+    `fields` is in `metadata` with a value of its type."""
+    for key, kind in fields.items():
+        if not isinstance(metadata.get(key), kind):
+            raise ConfigError(f"{path} is damaged (no valid \"{key}\" entry); {what_to_do}")
+
+
 def read_run_config(run_dir: str, fields_by_algo: Mapping[str, Collection[str]]) -> dict:
     """The saved configuration of `run_dir` as a dict, after checking that config.json is a JSON
     object whose "algo" is one of `fields_by_algo` and whose keys are all fields of that algorithm.
@@ -46,11 +57,11 @@ def read_run_config(run_dir: str, fields_by_algo: Mapping[str, Collection[str]])
     path = os.path.join(os.path.abspath(run_dir), CONFIG_FILE)
     if not os.path.isfile(path):
         raise ConfigError(f"{path} does not exist; pass a run folder written by train.py (runs/<run-name>)")
-    saved = load_json_object(path, _RESTORE_CONFIG)
+    saved = load_json_object(path, RESTORE_CONFIG)
     algo = saved.get("algo")
     if not isinstance(algo, str) or algo not in fields_by_algo:
         known = ", ".join(sorted(fields_by_algo))
-        raise ConfigError(f"{path} is damaged (\"algo\" is {algo!r}, this tfpg has {known}); {_RESTORE_CONFIG}")
+        raise ConfigError(f"{path} is damaged (\"algo\" is {algo!r}, this tfpg has {known}); {RESTORE_CONFIG}")
     unknown = sorted(set(saved) - set(fields_by_algo[algo]))
     if unknown:
         raise ConfigError(f"{path} has fields that --algo {algo} does not know ({', '.join(unknown)}); it was "
