@@ -165,6 +165,17 @@ def test_a_pointer_to_a_missing_checkpoint_falls_back_to_the_files_present(saved
     assert int(arrays["run/env_steps"]) == 15000
 
 
+def test_saving_after_a_pointer_to_a_missing_checkpoint_keeps_the_real_ones(saved_run):
+    run_dir, _ = saved_run
+    (_ckpt_dir(run_dir) / STATE_FILE).write_text('model_checkpoint_path: "ckpt-20000"\n'
+                                                 'all_model_checkpoint_paths: "ckpt-20000"\n')
+    Run(run_dir).save(25000)
+    state = tf.train.get_checkpoint_state(str(_ckpt_dir(run_dir)))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["ckpt-10000", "ckpt-15000", "ckpt-25000"]
+    assert sorted(p.name for p in _ckpt_dir(run_dir).glob("*.index")) == [
+        "ckpt-10000.index", "ckpt-15000.index", "ckpt-25000.index"]
+
+
 @pytest.mark.parametrize("content", [b"\x00\xff garbage {{{", b'model_checkpoint_path: "ckpt-15', b""],
                          ids=["garbage", "cut-short", "empty"])
 def test_a_damaged_state_file_falls_back_to_the_newest_files(saved_run, content):

@@ -86,8 +86,10 @@ class TrainingCheckpoint:
         the state file already named it), the state file and the earlier checkpoints are left as they were."""
         name = os.path.basename(prefix)   # relative names: the run folder can be moved
         named_before, _ = read_state_file(self.directory)
-        history = named_before or checkpoint_files_on_disk(self.directory)   # newest first
-        previous = [n for n in reversed(history) if n != name]
+        # Newest first: the state file's order, then files it does not name (left by a kill before this step).
+        # Only checkpoints still on disk count towards `keep`: a pointer to one that is gone must not evict real ones.
+        history = list(dict.fromkeys(named_before + checkpoint_files_on_disk(self.directory)))
+        previous = [n for n in reversed(history) if n != name and os.path.isfile(os.path.join(self.directory, n + ".index"))]
         kept = (previous + [name])[-self.keep:]
         try:   # TF writes the state file atomically (temp file + rename).
             tf.compat.v1.train.update_checkpoint_state(self.directory, name, all_model_checkpoint_paths=kept)
