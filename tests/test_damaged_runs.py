@@ -94,22 +94,20 @@ def _point_to_a_missing_checkpoint(run_dir, names):
 
 
 @pytest.mark.parametrize("damage, skipped, reason", [
-    (lambda d, names: _flip_bytes(_data_file(d, names[-1])), -1, "data file checksum mismatch"),
-    (lambda d, names: _truncate_index(d, names[-1]), -1, "index file damaged"),
-    (lambda d, names: os.remove(_data_file(d, names[-1])), -1, "data file missing"),
-    (_point_to_a_missing_checkpoint, None, "its files are missing"),
+    (lambda d, names: _flip_bytes(_data_file(d, names[-1])), "newest", "data file checksum mismatch"),
+    (lambda d, names: _truncate_index(d, names[-1]), "newest", "index file damaged"),
+    (lambda d, names: os.remove(_data_file(d, names[-1])), "newest", "data file missing"),
+    (_point_to_a_missing_checkpoint, "ckpt-99999", "its files are missing"),
 ], ids=["flipped-data", "truncated-index", "missing-data", "pointer-to-missing"])
 def test_a_damaged_newest_checkpoint_is_skipped_with_one_line(run, capsys, damage, skipped, reason):
     names, steps = _checkpoints(run)
     damage(run, names)
-    if skipped is None:   # the pointer names ckpt-99999, which is gone: the newest files present are used
-        expected, used, budget = f"ckpt-99999 ({reason}); using {names[-1]}", names[-1], steps[-1]
-    else:
-        expected, used, budget = f"{names[-1]} ({reason}); using {names[-2]}", names[-2], steps[-2]
-    assert _resume("--total-steps", str(budget)) == 0   # the budget is reached at the checkpoint: no training
-    assert _error_line(capsys, "resume:") == f"resume: skipped checkpoint {expected}"
+    # The newest intact one is used: the second newest, or with the pointer to ckpt-99999 the newest files present.
+    skipped, used = (names[-1], -2) if skipped == "newest" else (skipped, -1)
+    assert _resume("--total-steps", str(steps[used])) == 0   # the budget is reached at the checkpoint: no training
+    assert _error_line(capsys, "resume:") == f"resume: skipped checkpoint {skipped} ({reason}); using {names[used]}"
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["env_steps"] == int(used.split("-")[1]) == budget   # the run went on from the checkpoint used
+    assert summary["env_steps"] == steps[used]   # the run went on from the checkpoint it named
 
 
 def test_the_fallback_run_ends_with_the_weights_of_a_resume_from_the_older_checkpoint(run, tmp_path, capsys):
@@ -189,6 +187,21 @@ def test_a_damaged_config_json_is_one_line_exit_2_and_changes_nothing(run, capsy
                         r"a backup \(or copy config.json from a run with the same flags\), or start a new run without "
                         r"--resume", line), line
     assert _digest(run.parent.parent) == before
+
+
+def test_a_config_json_value_out_of_bounds_is_damage_but_a_bad_flag_is_the_flag(run, capsys):
+    config = run / "config.json"
+    saved = json.loads(config.read_text())
+    config.write_text(json.dumps({**saved, "lr": -1.0}))
+    before = _digest(run.parent.parent)
+    assert _resume() == 2
+    assert _error_line(capsys, "train.py:") == (
+        f"train.py: error: {config} is damaged (--lr must be > 0.0, got -1.0); restore it from a backup (or copy "
+        "config.json from a run with the same flags), or start a new run without --resume")
+    assert _digest(run.parent.parent) == before
+    config.write_text(json.dumps(saved))
+    assert _resume("--total-steps", "0") == 2
+    assert _error_line(capsys, "train.py:") == "train.py: error: --total-steps must be a positive integer, got 0"
 
 
 # --- writes that fail: the previous checkpoint and export stay intact ------------------------------------------------

@@ -111,12 +111,13 @@ def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str
         raise ConfigError(f"{flag} cannot be changed when resuming: --resume continues with the run's saved "
                           "configuration")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
-    values.update({k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
     try:
-        config = REGISTRY[saved["algo"]].config_class(**values)
-        validate(config)
+        saved_config = REGISTRY[saved["algo"]].config_class(**values)
+        validate(saved_config)
     except (TypeError, ConfigError) as e:   # a value of the wrong type or out of bounds: edited or damaged
         raise ConfigError(f"{config_file} is damaged ({e}); {RESTORE_CONFIG}") from None
+    config = dataclasses.replace(saved_config, **{k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
+    validate(config)   # the flags given with --resume
     try:
         validated = find_intact_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
     except ConfigError as e:
