@@ -85,7 +85,7 @@ CKPTS = lambda run_dir: os.path.join(run_dir, "checkpoints")   # noqa: E731
 # (what is wrong, command[, setup, outcome]). Outcome "refused" (the default): exit 2, one line, nothing
 # created; "fallback": the resume goes on from an older checkpoint after one "resume:" line; "stops": exit 1.
 # Made first: "runs/done", a finished tiny run without checkpoints, its export moved to "models/fresh",
-# and "runs/ckpt", a tiny run with checkpoints (50 env steps apart) and its export "models/ckpt".
+# and "runs/ckpt", a tiny run with three checkpoints (50 env steps apart) and its export "models/ckpt".
 CASES = [
     ("misspelt env id", TRAIN + ["--env", "CartPol-v1"]),
     ("env id that does not exist", TRAIN + ["--env", "ALE/Pongg-v5"]),
@@ -161,7 +161,7 @@ def run_case(tmp: str, env: dict, case: tuple) -> tuple:
     r = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
     lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
     if outcome == "fallback":   # the run goes on after its "resume:" line
-        lines = [line for line in lines if line.startswith("resume:")]
+        lines = [line for line in lines if line.startswith("resume:")] or lines
     line = (lines[-1] if lines else "(nothing on stderr)").replace(os.path.realpath(tmp) + "/", "")
     line = line.replace(tmp + "/", "").replace(ROOT + "/", "")
     created = sorted({re.sub(r"events\.out\.tfevents\.\S+", "events.out.tfevents.*", f) for f in snapshot(tmp) - before})
@@ -182,8 +182,8 @@ def main() -> None:
         tiny = TRAIN + ["--total-steps", "200", "--stop-reward", "1000", "--num-envs", "2", "--no-progress",
                         "--logdir", "runs", "--export-dir", "models"]
         subprocess.run(tiny + ["--run-name", "done"], cwd=tmp, env=env, check=True, capture_output=True)
-        subprocess.run(tiny + ["--run-name", "ckpt", "--checkpoint-every", "50"], cwd=tmp, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(tiny + ["--run-name", "ckpt", "--checkpoint-every", "50", "--episodes-per-update", "2"],
+                       cwd=tmp, env=env, check=True, capture_output=True)
         os.rename(os.path.join(tmp, "models", "done"), os.path.join(tmp, "models", "fresh"))
         for case in CASES:
             rows.append(run_case(tmp, env, case))
