@@ -166,7 +166,7 @@ def run_case(tmp: str, env: dict, case: tuple) -> tuple:
     line = line.replace(tmp + "/", "").replace(ROOT + "/", "")
     created = sorted({re.sub(r"events\.out\.tfevents\.\S+", "events.out.tfevents.*", f) for f in snapshot(tmp) - before})
     prog = next(name for name, command in PROGRAMS.items() if cmd[:len(command)] == command)
-    shown = f"{prog} {' '.join(cmd[len(PROGRAMS[prog]):])}"
+    shown = f"{prog} {' '.join(cmd[len(PROGRAMS[prog]):])}".replace(ROOT + "/", "")
     ok = (r.returncode == EXIT[outcome] and "Traceback" not in r.stderr and (outcome != "refused" or not created)
           and (outcome != "fallback" or line.startswith("resume: ")))
     return what, shown, r.returncode, line, created, ok
