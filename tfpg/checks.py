@@ -2,16 +2,21 @@
 output folders, and what --resume continues. Each problem is a ConfigError with one line."""
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 
 from tfpg import envs as envs_lib
 from tfpg.config import RunConfig, validate
 from tfpg.errors import ConfigError
+from tfpg.files import CONFIG_FILE, RESTORE_CONFIG, read_run_config
+
+if TYPE_CHECKING:
+    from tfpg.checkpoint import RestoreResult
 
 
 def check_run(config: RunConfig) -> tuple[str, str | None]:
@@ -81,23 +86,23 @@ RESUMABLE = ("total_steps", "progress")
 
 
 def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str | None,
-                 overrides: dict) -> tuple[RunConfig, str, str | None]:
-    """The saved configuration of `run_dir`, checked against the flags given with --resume."""
+                 overrides: dict) -> tuple[RunConfig, str, str | None, RestoreResult]:
+    """The saved configuration of `run_dir`, checked against the flags given with --resume, and the
+    newest intact checkpoint (every tensor read with TensorFlow's checksums; damaged newer ones are
+    listed in the result). Reads only: a damaged config.json or no intact checkpoint is a ConfigError
+    before anything in the run folder is written."""
     from tfpg.algos import REGISTRY
-    from tfpg.checkpoint import CHECKPOINT_DIR
+    from tfpg.checkpoint import CHECKPOINT_DIR, find_intact_checkpoint
 
     run_dir = os.path.abspath(run_dir)
-    config_file = os.path.join(run_dir, "config.json")
+    config_file = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isfile(config_file):
         raise ConfigError(f"--resume {run_dir}: no config.json there; pass a run folder written by train.py "
                           "(runs/<run-name>)")
-    if not os.path.isfile(os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint")):
-        raise ConfigError(f"--resume {run_dir}: the run has no checkpoint yet (train with --checkpoint-every N, "
-                          "or stop it with Ctrl-C, to get one)")
-    with open(config_file) as f:
-        saved = json.load(f)
-    if algo is not None and algo != saved.get("algo"):
-        raise ConfigError(f"--resume {run_dir} holds a checkpoint of --algo {saved.get('algo')}, not {algo}")
+    saved = read_run_config(run_dir, {name: [f.name for f in dataclasses.fields(algorithm.config_class)]
+                                      for name, algorithm in REGISTRY.items()})
+    if algo is not None and algo != saved["algo"]:
+        raise ConfigError(f"--resume {run_dir} holds a checkpoint of --algo {saved['algo']}, not {algo}")
     if env_id is not None and env_id != saved.get("env_id"):
         raise ConfigError(f"--resume {run_dir} holds a checkpoint for {saved.get('env_id')}, not {env_id}")
     extra = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
@@ -105,16 +110,18 @@ def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str
         flag = "--preset" if preset is not None else "--" + extra[0].replace("_", "-")
         raise ConfigError(f"{flag} cannot be changed when resuming: --resume continues with the run's saved "
                           "configuration")
-    algorithm = REGISTRY.get(saved.get("algo"))
-    if algorithm is None:
-        raise ConfigError(f"--resume {run_dir}: unknown algorithm {saved.get('algo')!r} in config.json")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
-    values.update({k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
     try:
-        config = algorithm.config_class(**values)
-    except TypeError as e:
-        raise ConfigError(f"--resume {run_dir}: config.json does not fit this tfpg ({e})") from None
-    validate(config)
+        saved_config = REGISTRY[saved["algo"]].config_class(**values)
+        validate(saved_config)
+    except (TypeError, ConfigError) as e:   # a value of the wrong type or out of bounds: edited or damaged
+        raise ConfigError(f"{config_file} is damaged ({e}); {RESTORE_CONFIG}") from None
+    config = dataclasses.replace(saved_config, **{k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
+    validate(config)   # the flags given with --resume
+    try:
+        validated = find_intact_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    except ConfigError as e:
+        raise ConfigError(f"--resume {run_dir}: {e}") from None
     name = os.path.basename(run_dir)
     export_path = os.path.abspath(os.path.join(config.export_dir, name)) if config.export else None
-    return config, run_dir, export_path
+    return config, run_dir, export_path, validated

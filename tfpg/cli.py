@@ -9,7 +9,7 @@ import os
 import sys
 
 from tfpg.config import DEFAULT_ALGO, DEFAULT_ENV
-from tfpg.errors import ConfigError
+from tfpg.errors import ConfigError, SaveError
 
 # Options that are not config fields, or that the CLI adds by hand.
 NON_CONFIG = ("list_presets", "algo", "preset", "resume")
@@ -56,16 +56,17 @@ def list_presets() -> str:
 
 
 def configure(args: argparse.Namespace):
-    """(config, run_dir, export_path, resuming) from parsed flags; ConfigError on bad input."""
+    """(config, run_dir, export_path, resume_from) from parsed flags; ConfigError on bad input.
+    `resume_from`: with --resume, the validated checkpoint to continue from (a RestoreResult), else None."""
     from tfpg.checks import check_resume, check_run
     from tfpg.config import build_config
 
     overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG}
     env_id = overrides.pop("env_id")
     if args.resume:
-        return (*check_resume(args.resume, args.algo, env_id, args.preset, overrides), True)
+        return check_resume(args.resume, args.algo, env_id, args.preset, overrides)
     config = build_config(args.algo, env_id, args.preset, overrides)
-    return (config, *check_run(config), False)
+    return (config, *check_run(config), None)
 
 
 def report(result) -> int:
@@ -98,15 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         print(list_presets())
         return 0
     try:
-        config, run_dir, export_path, resuming = configure(args)
+        config, run_dir, export_path, resume_from = configure(args)
     except ConfigError as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     from tfpg.trainer import TrainingError, train
 
     try:
-        result = train(config, run_dir, export_path, resume=resuming)
-    except TrainingError as e:
+        result = train(config, run_dir, export_path, resume=resume_from is not None, validated=resume_from)
+    except ConfigError as e:   # a checkpoint that passed its checksums but does not fit this run's objects
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    except (TrainingError, SaveError) as e:   # SaveError: a checkpoint or export write failed (disk full, ...)
         print(f"train.py: error: {e}", file=sys.stderr)
         return 1
     return report(result)

@@ -34,10 +34,12 @@ import tempfile
 
 import tensorflow as tf
 
-from tfpg.errors import ConfigError
+from tfpg.checkpoint import checkpoint_damage
+from tfpg.errors import ConfigError, SaveError, one_line
+from tfpg.files import METADATA_FILE, POLICY_FIELDS, load_json_object, require_fields
 
-METADATA_FILE = "tfpg_metadata.json"
 FORMAT_VERSION = 1
+_REEXPORT = "re-export the model (or restore the folder from a backup)"
 
 
 class ExportedPolicy(tf.Module):
@@ -103,43 +105,69 @@ def export_policy(policy, metadata: dict, path: str, overwrite: bool = False) ->
 
     The model is written into a temporary directory beside `path` and renamed into place, so
     an interrupted export leaves the previous export (or nothing), never a partial directory.
+    A write that fails for an outside reason (disk full, read-only folder) removes the temporary
+    directory, leaves the previous export as it was and raises a one-line SaveError.
     """
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
         raise ConfigError(f"export directory {path} already exists; pass --overwrite or choose another --export-dir/--run-name")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
     metadata = {"format_version": FORMAT_VERSION, **metadata}
     module = ExportedPolicy(policy, metadata)
-    base = os.path.basename(path)
-    for stale in glob.glob(os.path.join(parent, f".{base}.tmp-*")) + glob.glob(os.path.join(parent, f".{base}.old-*")):
-        shutil.rmtree(stale, ignore_errors=True)   # left by an export that was killed
-    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-    os.chmod(tmp, 0o755)   # mkdtemp's 0700 would hide the export from a model server running as another user
+    tmp = None
     try:
+        tmp = _staging_dir(path)
         tf.saved_model.save(module, tmp, signatures=module.serving_signatures())
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
         _swap_into_place(tmp, path)
+    except (OSError, tf.errors.OpError) as e:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise _export_error(path, e) from e
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _staging_dir(path: str) -> str:
+    """A new temporary directory beside `path`, after removing those that killed exports left behind."""
+    parent, base = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    for stale in glob.glob(os.path.join(parent, f".{base}.tmp-*")) + glob.glob(os.path.join(parent, f".{base}.old-*")):
+        shutil.rmtree(stale, ignore_errors=True)   # left by an export that was killed
+    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    os.chmod(tmp, 0o755)   # mkdtemp's 0700 would hide the export from a model server running as another user
+    return tmp
 
 
 def _swap_into_place(staged: str, path: str) -> None:
     """Rename the staged export to `path`; an existing export is first moved aside, then deleted.
 
     A kill at any point leaves the old export or none (never a partial one) plus hidden
-    leftovers that the next export removes."""
+    leftovers that the next export removes. If the final rename fails (OSError), the old export
+    is put back before the error is raised."""
     parent, base = os.path.dirname(path), os.path.basename(path)
-    if os.path.exists(path):
-        old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
-        os.rename(path, os.path.join(old, "x"))
+    if not os.path.exists(path):
         os.rename(staged, path)
+        return
+    old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+    os.rename(path, os.path.join(old, "x"))
+    try:
+        os.rename(staged, path)
+    except OSError:
+        os.rename(os.path.join(old, "x"), path)   # put the previous export back
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staged, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _export_error(path: str, error: BaseException) -> SaveError:
+    """The one-line SaveError for a failed export to `path`: the cause and what is there now."""
+    there = ("the previous export there is unchanged" if os.path.isfile(os.path.join(path, "saved_model.pb"))
+             else "no export was written there")
+    return SaveError(f"the export to {path} failed ({one_line(error)}); {there}")   # the caller adds what to do
 
 
 def policy_metadata(config, policy, spaces, result, exported_from: dict) -> dict:
@@ -182,20 +210,50 @@ def restore_policy_variables(policy, path: str) -> None:
     status.expect_partial()   # the old export's rng state and metadata variable are not the policy's
 
 
-def read_metadata(path: str) -> dict:
-    """The metadata of a tfpg export, or ConfigError if `path` is not one."""
+def _check_model_dir(path: str) -> None:
+    """ConfigError unless `path` is a folder holding saved_model.pb and the metadata file."""
     if not os.path.isdir(path):
         raise ConfigError(f"no model directory at {path}; pass the folder that train.py exported (e.g. saved_models/<run>)")
-    meta_file = os.path.join(path, METADATA_FILE)
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")) or not os.path.isfile(meta_file):
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")) or not os.path.isfile(os.path.join(path, METADATA_FILE)):
         raise ConfigError(f"{path} is not a tfpg SavedModel (no saved_model.pb or {METADATA_FILE}); "
                           "pass a folder exported by train.py")
-    try:
-        with open(meta_file) as f:
-            metadata = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{meta_file} is unreadable ({e}); re-export the model") from None
+
+
+def read_metadata(path: str) -> dict:
+    """The metadata of a tfpg export, or a one-line ConfigError if `path` is not one or its
+    metadata file is damaged (invalid JSON, not an object, no env id) or of another format version."""
+    _check_model_dir(path)
+    meta_file = os.path.join(path, METADATA_FILE)
+    metadata = load_json_object(meta_file, _REEXPORT)
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ConfigError(f"{path} has export format {metadata.get('format_version')!r}, this tfpg reads "
                           f"{FORMAT_VERSION}; re-export it with this version")
+    if not isinstance(metadata.get("env_id"), str):
+        raise ConfigError(f"{meta_file} is damaged (it names no env_id); {_REEXPORT}")
     return metadata
+
+
+def read_policy_metadata(path: str) -> dict:
+    """`read_metadata`, plus what acting with the policy needs (env id, observation and action spaces)."""
+    metadata = read_metadata(path)
+    require_fields(metadata, os.path.join(path, METADATA_FILE), POLICY_FIELDS, _REEXPORT)
+    return metadata
+
+
+def load_saved_model(path: str):
+    """`tf.saved_model.load(path)`, with a damaged SavedModel turned into a one-line ConfigError that
+    names the damaged file: the variables are checked with TensorFlow's checksums first (reading every
+    tensor), then saved_model.pb is parsed by the load itself."""
+    _check_model_dir(path)
+    variables = os.path.join(path, "variables")
+    if not os.path.isdir(variables):
+        raise ConfigError(f"{variables} is missing; {_REEXPORT}")
+    damage = checkpoint_damage(os.path.join(variables, "variables"))
+    if damage is not None:
+        raise ConfigError(f"{variables} is damaged ({damage}); {_REEXPORT}")
+    graph = os.path.join(path, "saved_model.pb")
+    try:
+        return tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        why = "not a SavedModel protobuf" if "Wire format" in str(e) or "Cannot parse" in str(e) else one_line(e)
+        raise ConfigError(f"{graph} is damaged or not loadable by this TensorFlow ({why}); {_REEXPORT}") from None

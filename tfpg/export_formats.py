@@ -34,7 +34,8 @@ import tempfile
 
 import numpy as np
 
-from tfpg.errors import ConfigError
+from tfpg.errors import ConfigError, one_line
+from tfpg.files import POLICY_FIELDS, load_json_object, require_fields
 
 FORMATS = {"litert": ".tflite", "onnx": ".onnx"}
 # What each format needs at conversion time (the runtime checks the converted file against the SavedModel).
@@ -44,6 +45,7 @@ PARAM_SIGNATURES = ("serving_default", "distribution", "q_values")
 ONNX_OPSET = 17
 # Converted parameters agree with the SavedModel's within this (float32 round-off, fused kernels).
 ATOL = RTOL = 1e-4
+RECONVERT = "convert the model again with tfpg-export"
 
 
 # ---------------------------------------------------------------- resolving inputs
@@ -54,11 +56,7 @@ def resolve_saved_model(path: str) -> str:
 
     summary = os.path.join(path, "summary.json")
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isfile(summary):
-        try:
-            with open(summary) as f:
-                export_path = json.load(f).get("export_path")
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{summary} is unreadable ({e}); pass the run's SavedModel folder instead") from None
+        export_path = load_json_object(summary, "pass the run's SavedModel folder instead").get("export_path")
         if not export_path:
             raise ConfigError(f"the run at {path} was not exported (trained with --no-export); "
                               "train with export on, or pass a SavedModel folder")
@@ -171,7 +169,9 @@ def saved_model_runner(path: str):
     """observations -> {output: array} from the SavedModel's deterministic signatures (and `sample`)."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(path)
+    from tfpg.export import load_saved_model
+
+    loaded = load_saved_model(path)   # a damaged SavedModel: one-line ConfigError naming the file
     concrete = deterministic_function(loaded).get_concrete_function()
 
     def run(observations):
@@ -186,14 +186,13 @@ def read_deployment_metadata(path: str) -> dict:
     meta_file = path + ".json"
     if not os.path.isfile(path):
         raise ConfigError(f"no file at {path}; pass a .tflite or .onnx file written by tfpg-export")
-    try:
-        with open(meta_file) as f:
-            metadata = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} has no readable tfpg metadata at {meta_file} ({e}); "
-                          "convert it with tfpg-export") from None
+    if not os.path.isfile(meta_file):
+        raise ConfigError(f"{path} has no tfpg metadata beside it ({meta_file} is missing); convert it with tfpg-export")
+    metadata = load_json_object(meta_file, RECONVERT)
     if "deployment" not in metadata:
         raise ConfigError(f"{meta_file} is not tfpg-export metadata (no \"deployment\" entry); convert with tfpg-export")
+    require_fields(metadata, meta_file, {**POLICY_FIELDS, "deployment": dict}, RECONVERT)
+    require_fields(metadata["deployment"], meta_file, {"outputs": dict}, RECONVERT)
     return metadata
 
 
@@ -213,7 +212,11 @@ def load_model(path: str):
     except ImportError:
         raise ConfigError(f"running a {FORMATS[fmt]} file needs {PIP_NAMES[module]}, which is not installed; "
                           f"pip install -e \".[{fmt}]\"") from None
-    return (litert_runner if fmt == "litert" else onnx_runner)(path), metadata
+    try:
+        return (litert_runner if fmt == "litert" else onnx_runner)(path), metadata
+    except Exception as e:   # ValueError (LiteRT), InvalidProtobuf/Fail (onnxruntime): a damaged or foreign file
+        raise ConfigError(f"{path} is damaged or not loadable by {PIP_NAMES[module]} ({one_line(e)}); "
+                          f"{RECONVERT}") from None
 
 
 # ---------------------------------------------------------------- acting on the host
@@ -258,10 +261,10 @@ def saved_model_actor(path: str, stochastic: bool = False):
     """(act, metadata) for a SavedModel folder: its serving_default (greedy) or sample signature."""
     import tensorflow as tf
 
-    from tfpg.export import read_metadata
+    from tfpg.export import load_saved_model, read_policy_metadata
 
-    metadata = read_metadata(path)
-    loaded = tf.saved_model.load(path)
+    metadata = read_policy_metadata(path)
+    loaded = load_saved_model(path)
     name = "sample" if stochastic else "serving_default"
     if name not in loaded.signatures:
         raise no_sampling_policy(metadata, path)
@@ -357,9 +360,9 @@ def convert(source: str, fmt: str, output: str | None = None, overwrite: bool = 
     if not os.path.isdir(os.path.dirname(output)):
         raise ConfigError(f"no folder {os.path.dirname(output)} for {output}; create it or choose another --output")
     require(fmt)
-    from tfpg.export import read_metadata
+    from tfpg.export import read_policy_metadata
 
-    metadata = read_metadata(saved_model)
+    metadata = read_policy_metadata(saved_model)
     reference = saved_model_runner(saved_model)
     function = deterministic_function(reference.loaded)
     data = convert_litert(function, reference.loaded) if fmt == "litert" else convert_onnx(function)

@@ -1,6 +1,6 @@
 """The trainer: everything around an algorithm's maths, written once for every algorithm.
 
-    seed -> envs + stepping core -> algorithm -> logger, evaluator, checkpoint (-> resume)
+    seed -> envs + stepping core -> algorithm -> evaluator, checkpoint (-> resume, checked before) -> logger
     loop:  iteration = algorithm.iteration()          collect -> learn -> metrics
            non-finite guard · evaluation when due · log · checkpoint when due (envs re-seeded)
            stop on the budget, the stop test, or SIGINT/SIGTERM
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -24,9 +25,17 @@ import numpy as np
 
 from tfpg import envs as envs_lib
 from tfpg.algos.base import Algorithm, Iteration
-from tfpg.checkpoint import TrainingCheckpoint, dataclass_arrays, env_reset_seed, load_dataclass_arrays
+from tfpg.checkpoint import (
+    RestoreResult,
+    TrainingCheckpoint,
+    dataclass_arrays,
+    env_reset_seed,
+    last_good_checkpoint,
+    load_dataclass_arrays,
+)
 from tfpg.config import RunConfig
 from tfpg.evaluation import Evaluator
+from tfpg.errors import SaveError
 from tfpg.export import export_policy, policy_metadata
 from tfpg.logger import EpisodeStats, RunLogger, write_json_atomically
 from tfpg.policies import restore_variables, snapshot_variables
@@ -72,7 +81,8 @@ class Trainer:
     """Trains one algorithm with one config; `run()` returns the RunResult."""
 
     def __init__(self, algorithm: type[Algorithm], config: RunConfig, run_dir: str, export_path: str | None,
-                 resume: bool = False):
+                 resume: bool = False, validated: RestoreResult | None = None):
+        """`validated`: with `resume`, the checkpoint `find_intact_checkpoint` chose (it is not read twice)."""
         keras.utils.set_random_seed(config.seed)
         self.config, self.run_dir, self.export_path = config, run_dir, export_path
         self._t0: float | None = None       # the clock starts at the first env step of this process
@@ -83,15 +93,15 @@ class Trainer:
         self.stepper = VecStepper(self.envs, config.env_id, on_episode=self.stats.add)
         self.algo = algorithm(config, self.spaces, self.stepper)
         self.progress = Progress(next_checkpoint=config.checkpoint_every)
+        self.evaluator = Evaluator(config, self.algo.policy.greedy_numpy, lambda: snapshot_variables(self.algo.policy),
+                                   lambda steps, values: self.logger.scalars(steps, values))
+        self.checkpoint = TrainingCheckpoint(run_dir, self.algo.trackables(), self._arrays())
+        self.signals = StopSignals()
+        if resume:   # before the logger: a checkpoint that does not fit leaves the run folder as it was
+            self._resume(validated)
         self.logger = RunLogger(run_dir, config.to_dict(), config.total_steps, progress=config.progress,
                                 append=resume, hparams=config.hparams(),
                                 metrics=("reward_100", "eval/reward", algorithm.loss_metric))
-        self.evaluator = Evaluator(config, self.algo.policy.greedy_numpy, lambda: snapshot_variables(self.algo.policy),
-                                   self.logger.scalars)
-        self.checkpoint = TrainingCheckpoint(run_dir, self.algo.trackables(), self._arrays())
-        self.signals = StopSignals()
-        if resume:
-            self._resume()
 
     # --- checkpoint content, declared once ---------------------------------------------------
     def _parts(self) -> dict:
@@ -106,8 +116,11 @@ class Trainer:
         arrays.update({f"algo/{k}": v for k, v in self.algo.state().items()})
         return arrays
 
-    def _resume(self) -> None:
-        arrays = self.checkpoint.restore()
+    def _resume(self, validated: RestoreResult | None) -> None:
+        arrays = self.checkpoint.restore(validated=validated)
+        fallback = self.checkpoint.last_restore.message()   # which damaged checkpoints were skipped, which is used
+        if fallback:
+            print(fallback, file=sys.stderr, flush=True)
         for part, obj in self._parts().items():
             load_dataclass_arrays(obj, {k[len(part) + 1:]: v for k, v in arrays.items() if k.startswith(part + "/")})
         if self.evaluator.best_variables is not None:
@@ -208,11 +221,22 @@ class Trainer:
                            self.stats.reward_100, self._solved(), seconds, self.signals.received, state.eval_reward,
                            state.eval_env_steps, state.eval_seconds, state.evaluations)
         if self.export_path:
-            self._export(result)
+            try:
+                self._export(result)
+            except SaveError as e:
+                raise SaveError(f"{e}; {self._resume_advice()}") from e
         write_json_atomically(os.path.join(self.run_dir, "summary.json"), {
             **result.__dict__, "steps_per_s": result.steps_per_s, "updates": self.progress.updates,
             "nonfinite_updates": self.progress.nonfinite_updates})
         return result
+
+    def _resume_advice(self) -> str:
+        """What a run whose export failed can do: resume from its last good checkpoint, which re-exports."""
+        last = last_good_checkpoint(self.checkpoint.directory)
+        if last is None:
+            return "the run has no checkpoint to resume from (train with --checkpoint-every N)"
+        return (f"the last good checkpoint is {last}; fix the cause, then finish the run and its export with: "
+                f"python train.py --resume {self.run_dir}")
 
     def _export(self, result: RunResult) -> None:
         policy, state = self.algo.policy, self.evaluator.state
@@ -230,8 +254,9 @@ class Trainer:
             restore_variables(policy, final)
 
 
-def train(config: RunConfig, run_dir: str, export_path: str | None, resume: bool = False) -> RunResult:
-    """Train the registered algorithm `config.algo`."""
+def train(config: RunConfig, run_dir: str, export_path: str | None, resume: bool = False,
+          validated: RestoreResult | None = None) -> RunResult:
+    """Train the registered algorithm `config.algo` (`validated`: see `Trainer`)."""
     from tfpg.algos import REGISTRY
 
-    return Trainer(REGISTRY[config.algo], config, run_dir, export_path, resume).run()
+    return Trainer(REGISTRY[config.algo], config, run_dir, export_path, resume, validated).run()
