@@ -38,6 +38,7 @@ class A2CConfig(ActorCriticConfig):
     algo: str = "a2c"
     horizon: int = 8
     lr: float = 7e-4
+    adam_eps: float = 1e-5   # Stable-Baselines3's (its RMSprop's)
     critic_lr: float = 7e-4
     shared_torso: bool = option(False, "one network body for the policy and value heads, trained by one Adam "
                                        "(--lr) on policy + --vf-coef x value loss; --critic-hidden and "

@@ -39,6 +39,7 @@ class PPOConfig(ActorCriticConfig):
 
     algo: str = "ppo"
     minibatch_size: int = 64
+    adam_eps: float = 1e-5   # Stable-Baselines3's
     epochs: int = option(10, "passes over each batch, each in shuffled minibatches of --minibatch-size", low=1)
     clip_range: float = option(0.2, "eps of the clipped ratio clip(r, 1 - eps, 1 + eps)", low=0.0, low_open=True,
                                high=1.0)
