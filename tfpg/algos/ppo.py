@@ -27,7 +27,6 @@ import tensorflow as tf
 from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, make_kl_and_entropy
 from tfpg.algos.base import Algorithm, Iteration
 from tfpg.config import Preset
-from tfpg.errors import ConfigError
 from tfpg.losses import clipped_surrogate_loss, entropy_loss, value_estimation_loss
 from tfpg.options import option
 from tfpg.schedules import constant_or_linear
@@ -40,7 +39,8 @@ class PPOConfig(ActorCriticConfig):
     algo: str = "ppo"
     minibatch_size: int = 64
     adam_eps: float = 1e-5   # Stable-Baselines3's
-    epochs: int = option(10, "passes over each batch, each in shuffled minibatches of --minibatch-size", low=1)
+    epochs: int = option(10, "passes over each batch, each in shuffled minibatches of --minibatch-size (one, if "
+                                 "the batch is smaller)", low=1)
     clip_range: float = option(0.2, "eps of the clipped ratio clip(r, 1 - eps, 1 + eps)", low=0.0, low_open=True,
                                high=1.0)
     clip_range_vf: float = option(0.0, "keep V within this of the batch's old values unless moving further lowers "
@@ -54,12 +54,6 @@ class PPOConfig(ActorCriticConfig):
     @classmethod
     def group_title(cls) -> str:
         return "ppo"
-
-    def check(self) -> None:
-        super().check()
-        if self.minibatch_size > self.horizon * self.num_envs:
-            raise ConfigError(f"--minibatch-size {self.minibatch_size} is larger than a batch (--horizon x --num-envs "
-                              f"= {self.horizon * self.num_envs}); lower it or raise --horizon")
 
 
 ZOO = "rl-baselines3-zoo hyperparams/ppo.yml entry {env} (rl-zoo3 2.x) with Stable-Baselines3 PPO defaults"
