@@ -47,34 +47,32 @@ from tfpg import returns as returns_lib
 from tfpg.algos.base import Algorithm, Iteration
 from tfpg.baselines import BASELINE_KINDS, explained_variance, make_baseline
 from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
-from tfpg.config import LearnerConfig, Preset
+from tfpg.config import PolicyGradientConfig, Preset
 from tfpg.errors import ConfigError
 from tfpg.networks import is_image_space
 from tfpg.options import option
-from tfpg.policies import POLICY_KINDS, make_policy, policy_kind
+from tfpg.policies import make_policy, policy_kind
 from tfpg.rollout import EpisodeCollector, NStepCollector
 
 tfd = tfp.distributions
 
 
 @dataclass
-class ReinforceConfig(LearnerConfig):
+class ReinforceConfig(PolicyGradientConfig):
     """The policy-gradient family: REINFORCE and the book's vanilla N-step PG (see the module docstring)."""
 
     algo: str = "reinforce"
     # The fallback defaults (an env without a preset) are the robust settings, not the book's naive ones:
-    # a critic with GAE(0.95) returns and standardised advantages, observations normalised, 2048-step
-    # batches reused for up to 10 epochs of 256-step minibatches until the batch KL passes 0.02. The
-    # book's REINFORCE is `--preset book-cartpole-reinforce`.
+    # a critic with GAE(0.95) returns (on standardised targets) and standardised advantages, observations
+    # normalised, 2048-step batches reused for up to 10 epochs of 256-step minibatches until the batch KL
+    # passes 0.02. The book's REINFORCE is `--preset book-cartpole-reinforce`.
     hidden: tuple[int, ...] = (64, 64)
     lr: float = 1e-3
-    policy: str = option("auto", "auto: categorical for Discrete actions, diagonal gaussian for Box actions",
-                         choices=POLICY_KINDS)
-    activation: str = option("tanh", "hidden-layer activation of the policy network", choices=("relu", "tanh"))
-    normalize_obs: bool = option(True, "running mean/var observation normalisation inside the policy (exported "
-                                        "with it)")
-    log_std_init: float = option(0.0, "initial log-std of the Gaussian policy, a trainable vector (0: sigma = 1)",
-                                 low=-5.0, high=2.0)
+    activation: str = "tanh"
+    normalize_obs: bool = True
+    critic_epochs: int = 10
+    normalize: bool = True
+    target_kl: float = 0.02
     log_std_lr: float = option(0.0, "Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the "
                                     "policy's optimizer and --lr", low=0.0, high=1.0)
     std_ceiling: float = option(0.0, "Gaussian policy: cap sigma by a ceiling falling log-linearly from "
@@ -86,11 +84,9 @@ class ReinforceConfig(LearnerConfig):
                                           "lambda: TD(lambda) returns from the learned baseline (GAE advantages)",
                           choices=("reward_to_go", "total", "nstep", "lambda"))
     n_steps: int = option(10, "window of --returns nstep (the book's REWARD_STEPS)", low=1)
-    gae_lambda: float = option(0.95, "lambda of --returns lambda", low=0.0, high=1.0)
     update: str = option("minibatch", "batch: one step on the mean over all steps (1/sum T_i); episode: one step per "
                                   "episode (1/T); step: one step per transition; minibatch: one step per shuffled "
                                   "minibatch of --minibatch-size steps", choices=("batch", "episode", "step", "minibatch"))
-    minibatch_size: int = option(256, "steps per minibatch of --update minibatch", low=1)
     episodes_per_update: int = option(1, "complete episodes in each update batch", low=1)
     steps_per_update: int = option(2048, "collect at least this many steps of complete episodes per update; with "
                                       "--returns nstep, the transitions per batch", low=0)
@@ -98,18 +94,11 @@ class ReinforceConfig(LearnerConfig):
                                    "the last --baseline-window), linear (scikit-learn LinearRegression on states), "
                                    "critic (Keras value network)", choices=BASELINE_KINDS)
     baseline_window: int = option(1_000_000, "transitions in the moving baseline", low=1)
-    critic_hidden: tuple[int, ...] = option((64, 64), "critic layer widths, comma separated")
-    critic_lr: float = option(1e-3, "critic Adam learning rate", low=0.0, low_open=True, high=1.0)
-    critic_epochs: int = option(10, "critic gradient steps per batch", low=1)
     critic_normalize: bool = option(True, "fit the critic on standardised returns (running mean/std of its targets) "
                                            "and scale its output back, so the reward's scale does not slow it down")
-    normalize: bool = option(True, "standardise advantages to mean 0, std 1 per batch")
-    entropy_beta: float = option(0.0, "entropy bonus scale beta", low=0.0)
     reuse_epochs: int = option(10, "gradient steps per batch; > 1 weights each term by pi/pi_old (importance "
                                   "sampling)", low=1)
     is_clip: float = option(2.0, "truncate importance ratios at this value; 0 = off", low=0.0)
-    target_kl: float = option(0.02, "stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this; "
-                                   "0 = off", low=0.0)
     kl_adaptive_lr: bool = option(False, "after each batch: Adam lr / 1.5 if its KL(pi_old || pi) > 2 x "
                                          "--target-kl, x 1.5 (at most --lr) if < --target-kl / 2")
     grad_var_every: int = option(0, "log grad_var, the variance of per-episode gradient estimates, every N updates; "
