@@ -71,11 +71,12 @@ def run_tfpg(algo: str, env_id: str, seed: int, steps: int) -> dict:
             "eval_mean": r.get("eval_reward"), "curve": r["curves"].get("reward_100", [])}
 
 
-def run_sb3(python: str, algo: str, env_id: str, seed: int, steps: int) -> dict:
+def run_sb3(python: str, algo: str, env_id: str, seed: int, steps: int, torch_threads: int = 0) -> dict:
     """One SB3 / sb3-contrib training with the zoo's settings, through ../shared/peers/sb3_zoo_run.py."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [python, os.path.join(PEERS, "sb3_zoo_run.py"), "--algo", algo, "--env", env_id, "--seed", str(seed),
-               "--threshold", str(CARTPOLE_TARGET), "--eval-episodes", str(EVAL_EPISODES), "--max-seconds", "3600"]
+               "--threshold", str(CARTPOLE_TARGET), "--eval-episodes", str(EVAL_EPISODES), "--max-seconds", "3600",
+               "--torch-threads", str(torch_threads)]
         if env_id != "CartPole-v1" or steps != ZOO_CARTPOLE_BUDGET[algo]:
             cmd += ["--n-timesteps", str(steps)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PEERS_OUT": out}, cwd=out)
@@ -201,6 +202,7 @@ def parse_args():
     p.add_argument("--total-steps", type=int, default=None, help="budget of both sides (default: the zoo's)")
     p.add_argument("--tfpg-algo", default=None, help="run this tfpg algorithm instead of --algos' (harness tests)")
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
+    p.add_argument("--peer-torch-threads", type=int, default=0, help="torch threads of the peer; 0 = torch's default")
     p.add_argument("--readme", action="store_true")
     p.add_argument("--plot-only", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     return p.parse_args()
@@ -218,18 +220,19 @@ def main():
         tfpg_algo = args.tfpg_algo or algo
         results["algos"][algo] = {"tfpg_algo": tfpg_algo, "tfpg_preset": tfpg_preset(tfpg_algo, args.env),
                                   "budget": budget(algo, args.env, args.total_steps), "tfpg": [], "sb3": []}
+    stem = "advanced_pg_" + args.env.split("-")[0].lower()
     for k, seed in enumerate(args.seeds):
         for algo, row in results["algos"].items():
             # Alternate who goes first, so slow phases of a shared machine hit both alike.
             for side in (("tfpg", "sb3") if k % 2 == 0 else ("sb3", "tfpg")):
                 r = (run_tfpg(row["tfpg_algo"], args.env, seed, row["budget"]) if side == "tfpg"
-                     else run_sb3(python, algo, args.env, seed, row["budget"]))
+                     else run_sb3(python, algo, args.env, seed, row["budget"], args.peer_torch_threads))
                 row[side].append(r)
+                save(stem + ".json", results)   # after every run, so an interrupted benchmark keeps what it measured
                 print(f"{algo} seed {seed} {side}: " + json.dumps({key: v for key, v in r.items() if key != "curve"}),
                       flush=True)
     text = table(results, args.env, args.seeds)
     print(text)
-    stem = "advanced_pg_" + args.env.split("-")[0].lower()
     json_path = save(stem + ".json", results)
     png = os.path.join(RESULTS, stem + ".png")
     draw(results, args.env, json_path, png, args.peers_venv)
