@@ -68,7 +68,8 @@ def run_tfpg(algo: str, env_id: str, seed: int, steps: int) -> dict:
     return {"system": "tfpg", "algo": algo, "preset": preset, "seed": seed, "solved": solved,
             "env_steps": r["env_steps"], "train_s": r["train_seconds"], "steps_per_s": r["steps_per_s"],
             "to_target": {"env_steps": r["env_steps"], "train_s": r["train_seconds"]} if solved else None,
-            "eval_mean": r.get("eval_reward"), "curve": r["curves"].get("reward_100", [])}
+            "eval_mean": r.get("eval_reward") if r.get("evaluations") else None,
+            "curve": r["curves"].get("reward_100", [])}
 
 
 def run_sb3(python: str, algo: str, env_id: str, seed: int, steps: int, torch_threads: int = 0) -> dict:
