@@ -36,6 +36,8 @@ CARTPOLE_TARGET = 475.0
 EVAL_EPISODES = 20
 # The zoo's n_timesteps for CartPole-v1 (hyperparams/{a2c,ppo,trpo}.yml), the budget both sides get.
 ZOO_CARTPOLE_BUDGET = {"a2c": 500_000, "ppo": 100_000, "trpo": 100_000}
+# Their CartPole-v1 entries have no lin_ schedules, so nothing depends on the total budget.
+NO_SCHEDULE_ON_CARTPOLE = ("a2c", "trpo")
 
 
 def tfpg_preset(algo: str, env_id: str) -> str | None:
@@ -149,9 +151,15 @@ def table(results: dict, env_id: str, seeds) -> str:
             ratio = time_ratio(row["tfpg"], row["sb3"], env_id) if side == "tfpg" else ""
             cells = to_target_cells(runs) if cartpole else (
                 f"{med_range(r['eval_mean'] for r in runs)} | {med_range(r['train_s'] for r in runs)}")
-            lines.append(f"| {row['tfpg_algo'] if side == 'tfpg' else algo} | {who} | {row['budget']:,} | {cells} "
+            steps = row["budget"] if side == "tfpg" else row.get("sb3_budget", row["budget"])
+            lines.append(f"| {row['tfpg_algo'] if side == 'tfpg' else algo} | {who} | {steps:,} | {cells} "
                          f"| {med_range((r['steps_per_s'] for r in runs), '{:,.0f}')} | {ratio} |")
     m = machine()
+    cut = [f"{algo.upper()} after {row['sb3_budget']:,}" for algo, row in results["algos"].items()
+           if row.get("sb3_budget", row["budget"]) < row["budget"]]
+    if cut:
+        lines.append(f"\nSB3 stopped early ({', '.join(cut)} steps): their zoo entries have no schedules, so up to "
+                     "there the run is the zoo's own.")
     return "\n".join(lines) + (
         f"\n\nMedian [min–max] over seeds {', '.join(map(str, seeds))}, tfpg and SB3 alternated seed by seed in one "
         f"session ({m['date']}, {m['cpus']} cores shared with other work, so seconds are noisy; env steps are not). "
@@ -204,9 +212,40 @@ def parse_args():
     p.add_argument("--tfpg-algo", default=None, help="run this tfpg algorithm instead of --algos' (harness tests)")
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
     p.add_argument("--peer-torch-threads", type=int, default=0, help="torch threads of the peer; 0 = torch's default")
+    p.add_argument("--peer-steps-cap", type=int, default=0,
+                   help="stop SB3 after this many steps where its zoo entry has no schedule (a2c, trpo on CartPole): "
+                        "the run up to the cut is the same; 0 = the zoo's whole budget")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in results/ (same --env, --algos)")
     p.add_argument("--readme", action="store_true")
     p.add_argument("--plot-only", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     return p.parse_args()
+
+
+def peer_budget(args, algo: str, steps: int) -> int:
+    """SB3's budget: the zoo's, or --peer-steps-cap where cutting it short changes nothing before the cut
+    (a zoo entry without schedules, same seed: the same run)."""
+    capped = args.env == "CartPole-v1" and algo in NO_SCHEDULE_ON_CARTPOLE and args.peer_steps_cap
+    return min(steps, args.peer_steps_cap) if capped else steps
+
+
+def setup(args, stem: str) -> dict:
+    """The results skeleton, or with --resume the JSON of an interrupted run of the same work."""
+    path = os.path.join(RESULTS, stem + ".json")
+    if args.resume and os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+        if results["env_id"] != args.env or list(results["algos"]) != args.algos:
+            raise SystemExit(f"--resume: {path} holds other work ({results['env_id']}, {list(results['algos'])})")
+    else:
+        results = {"env_id": args.env, "machine": machine(), "algos": {}}
+        for algo in args.algos:
+            tfpg_algo = args.tfpg_algo or algo
+            results["algos"][algo] = {"tfpg_algo": tfpg_algo, "tfpg_preset": tfpg_preset(tfpg_algo, args.env),
+                                      "budget": budget(algo, args.env, args.total_steps), "tfpg": [], "sb3": []}
+    for algo, row in results["algos"].items():
+        if "sb3_budget" not in row:   # a JSON from before --peer-steps-cap existed
+            row["sb3_budget"] = peer_budget(args, algo, row["budget"])
+    return results
 
 
 def main():
@@ -216,18 +255,16 @@ def main():
             results = json.load(f)
         return plot(results, results["env_id"], args.plot_only[1])
     python = peers_python(args.peers_venv)
-    results = {"env_id": args.env, "machine": machine(), "algos": {}}
-    for algo in args.algos:
-        tfpg_algo = args.tfpg_algo or algo
-        results["algos"][algo] = {"tfpg_algo": tfpg_algo, "tfpg_preset": tfpg_preset(tfpg_algo, args.env),
-                                  "budget": budget(algo, args.env, args.total_steps), "tfpg": [], "sb3": []}
     stem = "advanced_pg_" + args.env.split("-")[0].lower()
+    results = setup(args, stem)
     for k, seed in enumerate(args.seeds):
         for algo, row in results["algos"].items():
             # Alternate who goes first, so slow phases of a shared machine hit both alike.
             for side in (("tfpg", "sb3") if k % 2 == 0 else ("sb3", "tfpg")):
+                if any(r["seed"] == seed for r in row[side]):
+                    continue   # measured before --resume
                 r = (run_tfpg(row["tfpg_algo"], args.env, seed, row["budget"]) if side == "tfpg"
-                     else run_sb3(python, algo, args.env, seed, row["budget"], args.peer_torch_threads))
+                     else run_sb3(python, algo, args.env, seed, row["sb3_budget"], args.peer_torch_threads))
                 row[side].append(r)
                 save(stem + ".json", results)   # after every run, so an interrupted benchmark keeps what it measured
                 print(f"{algo} seed {seed} {side}: " + json.dumps({key: v for key, v in r.items() if key != "curve"}),
@@ -240,7 +277,6 @@ def main():
     if args.readme:
         write_readme_section(f"advanced-pg-{args.env.split('-')[0].lower()}", text +
                              f"\n\n![tfpg vs SB3 learning curves](benchmarks/results/{stem}.png)")
-
 
 if __name__ == "__main__":
     main()
