@@ -161,8 +161,9 @@ def table(results: dict, env_id: str, seeds) -> str:
         lines.append(f"\nSB3 stopped early ({', '.join(cut)} steps): their zoo entries have no schedules, so up to "
                      "there the run is the zoo's own.")
     return "\n".join(lines) + (
-        f"\n\nMedian [min–max] over seeds {', '.join(map(str, seeds))}, tfpg and SB3 alternated seed by seed in one "
-        f"session ({m['date']}, {m['cpus']} cores shared with other work, so seconds are noisy; env steps are not). "
+        f"\n\nMedian [min–max] over the seeds run of {', '.join(map(str, seeds))} (n/N: runs that reached 475 of "
+        f"the runs made), tfpg and SB3 alternated seed by seed in one session ({m['date']}, {m['cpus']} cores shared "
+        "with other work, so seconds are noisy; env steps are not). "
         f"`python benchmarks/advanced_pg.py{'' if cartpole else ' --env ' + env_id} --readme`.")
 
 
