@@ -157,6 +157,9 @@ def table(results: dict, env_id: str, seeds) -> str:
     m = machine()
     cut = [f"{algo.upper()} after {row['sb3_budget']:,}" for algo, row in results["algos"].items()
            if row.get("sb3_budget", row["budget"]) < row["budget"]]
+    threads = sorted({r.get("torch_threads") for row in results["algos"].values() for r in row["sb3"]} - {None})
+    if threads:
+        lines.append(f"\nSB3 ran with {'/'.join(map(str, threads))} torch thread(s), tfpg with TensorFlow's defaults.")
     if cut:
         lines.append(f"\nSB3 stopped early ({', '.join(cut)} steps): their zoo entries have no schedules, so up to "
                      "there the run is the zoo's own.")
