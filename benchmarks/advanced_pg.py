@@ -273,11 +273,17 @@ def main():
                 save(stem + ".json", results)   # after every run, so an interrupted benchmark keeps what it measured
                 print(f"{algo} seed {seed} {side}: " + json.dumps({key: v for key, v in r.items() if key != "curve"}),
                       flush=True)
-    text = table(results, args.env, args.seeds)
+    save(stem + ".json", results)
+    # The table and the plot show --seeds only (a resumed JSON may hold runs of other seeds).
+    shown = {**results, "algos": {algo: {**row, **{side: [r for r in row[side] if r["seed"] in args.seeds]
+                                                   for side in ("tfpg", "sb3")}}
+                                  for algo, row in results["algos"].items()}}
+    text = table(shown, args.env, args.seeds)
     print(text)
-    json_path = save(stem + ".json", results)
-    png = os.path.join(RESULTS, stem + ".png")
-    draw(results, args.env, json_path, png, args.peers_venv)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:   # what the peers venv plots, if it must
+        json.dump(shown, f)
+        f.flush()
+        draw(shown, args.env, f.name, os.path.join(RESULTS, stem + ".png"), args.peers_venv)
     if args.readme:
         write_readme_section(f"advanced-pg-{args.env.split('-')[0].lower()}", text +
                              f"\n\n![tfpg vs SB3 learning curves](benchmarks/results/{stem}.png)")
