@@ -134,7 +134,12 @@ def time_ratio(ours: list[dict], peer: list[dict], env_id: str) -> str:
         return [r["train_s"] for r in runs]
 
     a, b = seconds(ours), seconds(peer)
-    return f"{statistics.median(a) / statistics.median(b):.2f}" if a and b else "–"
+    if a and b:
+        return f"{statistics.median(a) / statistics.median(b):.2f}"
+    if ours and peer:   # one side never got there: compare seconds per env step instead
+        per_step = statistics.median(r["steps_per_s"] for r in peer) / statistics.median(r["steps_per_s"] for r in ours)
+        return f"{per_step:.2f} per env step"
+    return "–"
 
 
 def table(results: dict, env_id: str, seeds) -> str:
@@ -146,6 +151,8 @@ def table(results: dict, env_id: str, seeds) -> str:
     for algo, row in results["algos"].items():
         for side in ("tfpg", "sb3"):
             runs = row[side]
+            if not runs:
+                continue
             who = (f"tfpg `{row['tfpg_preset']}`" if row["tfpg_preset"] else "tfpg (fallback defaults)") \
                 if side == "tfpg" else f"{runs[0]['system']} (zoo)"
             ratio = time_ratio(row["tfpg"], row["sb3"], env_id) if side == "tfpg" else ""
