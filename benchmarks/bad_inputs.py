@@ -90,7 +90,7 @@ CASES = [
     ("misspelt env id", TRAIN + ["--env", "CartPol-v1"]),
     ("env id that does not exist", TRAIN + ["--env", "ALE/Pongg-v5"]),
     ("unknown preset", TRAIN + ["--preset", "cartpole"]),
-    ("unknown algorithm", TRAIN + ["--algo", "ppo"]),
+    ("unknown algorithm", TRAIN + ["--algo", "sac"]),
     ("DQN on continuous actions", TRAIN + ["--algo", "dqn", "--env", "LunarLanderContinuous-v3"]),
     ("categorical policy on continuous actions", TRAIN + ["--policy", "categorical", "--env", "LunarLanderContinuous-v3"]),
     ("Gaussian policy on discrete actions", TRAIN + ["--policy", "gaussian"]),

@@ -1,4 +1,7 @@
 """Every preset runs; the presets that reproduce a source keep its hyperparameters."""
+import json
+import pathlib
+
 import pytest
 
 from tfpg.checks import prepare_paths
@@ -57,3 +60,34 @@ def test_every_preset_cites_a_source_outside_this_repository():
     for preset in PRESETS.values():
         assert "REFERENCE.md" not in preset.source and "seed00" not in preset.name, preset.name
         assert len(preset.source) > 20
+
+
+# Every preset's config as main resolved it before the fallback defaults became the robust ones
+# (tests/fixtures/resolved_presets.json, written once from that commit): the presets must keep their
+# settings when the dataclass defaults change. Fields added later (absent from the record) are not
+# compared; every recorded one must still exist with its recorded value.
+RECORDED = json.loads((pathlib.Path(__file__).parent / "fixtures" / "resolved_presets.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED["presets"]))
+def test_presets_resolve_to_their_recorded_configs(name):
+    resolved = build_config(None, None, name, {}).to_dict()
+    assert {k: resolved.get(k, "<missing>") for k in RECORDED["presets"][name]} == RECORDED["presets"][name]
+
+
+@pytest.mark.parametrize("algo", sorted(RECORDED["no_flags"]))
+def test_no_flag_runs_resolve_to_their_recorded_default_presets(algo):
+    """`train.py` and `train.py --algo A` on the default env still get the default preset's settings."""
+    resolved = build_config(None if algo == "default" else algo, None, None, {}).to_dict()
+    assert {k: resolved.get(k, "<missing>") for k in RECORDED["no_flags"][algo]} == RECORDED["no_flags"][algo]
+
+
+# Options added after the record: every recorded preset keeps the value that reproduces its old behaviour.
+ADDED_SINCE_RECORD = {"reinforce": {"critic_normalize": False}}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED["presets"]))
+def test_presets_keep_options_added_after_the_record_off(name):
+    config = build_config(None, None, name, {})
+    for key, value in ADDED_SINCE_RECORD.get(config.algo, {}).items():
+        assert getattr(config, key) == value, (name, key)

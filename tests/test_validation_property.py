@@ -28,7 +28,7 @@ ANY_VALUE = st.one_of(
 )
 
 overrides = st.dictionaries(st.sampled_from(FIELDS), ANY_VALUE, max_size=6)
-algo = st.sampled_from([None, *config_classes(), "ppo", ""])
+algo = st.sampled_from([None, *config_classes(), "sac", ""])
 env = st.sampled_from([None, "CartPole-v1", "LunarLanderContinuous-v3", "CartPol-v1", "MountainCar-v0"])
 preset = st.sampled_from([None, *presets(), "nope"])
 

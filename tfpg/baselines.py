@@ -125,17 +125,21 @@ class CriticBaseline(NoBaseline):
     """V_phi(s), a Keras MLP trained by its own compiled step on 0.5 * mean((V(s) - G)^2).
 
     `features` (a TF function of the observations, e.g. the policy's running normalisation)
-    is applied before the network.
+    is applied before the network. With `normalize_targets` the network fits standardised targets
+    and its output is scaled back, V(s) = mu_G + sigma_G * net(s), where mu_G and sigma_G^2 are the
+    running mean and variance of every target fitted so far: the value's scale (returns of -1000 or
+    of +1) no longer decides how many Adam steps the critic needs.
     """
 
     name = "critic"
     learned = True
 
-    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1, features=None):
+    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1, features=None, normalize_targets=False):
         import keras
         import tensorflow as tf
 
         from tfpg.networks import mlp
+        from tfpg.normalization import ObservationNormalizer
 
         self.model = mlp(obs_dim, hidden, 1, name="critic")
         self.optimizer = keras.optimizers.Adam(learning_rate=lr)
@@ -157,15 +161,39 @@ class CriticBaseline(NoBaseline):
             return value_loss
 
         self._predict, self.train_step = predict, train_step
+        self.target_stats = ObservationNormalizer(1) if normalize_targets else None
+
+    def _scale(self) -> tuple[float, float]:
+        """(mu_G, sigma_G) of the targets so far; (0, 1) without target normalisation."""
+        if self.target_stats is None or self.target_stats.count == 0:
+            return 0.0, 1.0
+        stats = self.target_stats.state()
+        return float(stats["mean"][0]), float(np.sqrt(stats["var"][0] + 1e-8))
 
     def values(self, obs):
-        return self._predict(np.asarray(obs, dtype=np.float32)).numpy()
+        mean, std = self._scale()
+        return mean + std * self._predict(np.asarray(obs, dtype=np.float32)).numpy()
 
     def fit(self, obs, returns):
+        """Adam steps on 0.5 * mean((net(s) - (G - mu_G) / sigma_G)^2), the statistics first updated with this batch;
+        value_loss is in the standardised units when the targets are normalised."""
         obs = np.asarray(obs, dtype=np.float32)
-        returns = np.asarray(returns, dtype=np.float32)
-        losses = [float(self.train_step(obs, returns)) for _ in range(self.epochs)]
+        if self.target_stats is not None:
+            self.target_stats.update(np.asarray(returns, np.float64)[:, None])
+        mean, std = self._scale()
+        targets = ((np.asarray(returns, dtype=np.float64) - mean) / std).astype(np.float32)
+        losses = [float(self.train_step(obs, targets)) for _ in range(self.epochs)]
         return {"value_loss": losses[0]}
+
+    def state(self):
+        if self.target_stats is None:
+            return {}
+        return {f"critic_targets/{k}": v for k, v in self.target_stats.state().items()}
+
+    def load(self, state):
+        if self.target_stats is not None:
+            self.target_stats.load({k[len("critic_targets/"):]: v for k, v in state.items()
+                                    if k.startswith("critic_targets/")})
 
     def trackables(self):
         # The network and its Adam slots, so a resumed critic continues exactly.
@@ -176,7 +204,7 @@ BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 
 
 def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(64, 64), lr: float = 1e-3,
-                  epochs: int = 1, features=None):
+                  epochs: int = 1, features=None, normalize_targets: bool = False):
     if kind == "none":
         return NoBaseline()
     if kind == "mean":
@@ -186,7 +214,7 @@ def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(6
     if kind == "linear":
         return LinearBaseline(obs_dim)
     if kind == "critic":
-        return CriticBaseline(obs_dim, hidden, lr, epochs, features)
+        return CriticBaseline(obs_dim, hidden, lr, epochs, features, normalize_targets)
     raise ValueError(f"unknown baseline {kind!r}")
 
 

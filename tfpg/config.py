@@ -100,6 +100,36 @@ class LearnerConfig(RunConfig):
         return "networks and optimizer"
 
 
+@dataclass
+class PolicyGradientConfig(LearnerConfig):
+    """Options of the stochastic-policy algorithms (REINFORCE family, A2C, PPO, TRPO/NPG): the policy, the
+    critic, advantages; each algorithm refuses the ones it does not use (see its check())."""
+
+    policy: str = option("auto", "auto: categorical for Discrete actions, diagonal gaussian for Box actions",
+                         choices=("auto", "categorical", "gaussian"))
+    activation: str = option("relu", "hidden-layer activation of the policy network", choices=("relu", "tanh"))
+    normalize_obs: bool = option(False, "running mean/var observation normalisation inside the policy (exported "
+                                        "with it)")
+    log_std_init: float = option(0.0, "initial log-std of the Gaussian policy, a trainable vector (0: sigma = 1)",
+                                 low=-5.0, high=2.0)
+    critic_hidden: tuple[int, ...] = option((64, 64), "critic layer widths, comma separated")
+    critic_lr: float = option(1e-3, "critic Adam learning rate", low=0.0, low_open=True, high=1.0)
+    critic_epochs: int = option(1, "critic passes over each batch (reinforce: full-batch steps; trpo: passes of "
+                                   "--minibatch-size minibatches)", low=1)
+    gae_lambda: float = option(0.95, "lambda of the GAE(lambda) advantages (reinforce: of --returns lambda)",
+                               low=0.0, high=1.0)
+    normalize: bool = option(False, "standardise advantages to mean 0, std 1 per batch")
+    entropy_beta: float = option(0.0, "entropy bonus scale beta", low=0.0)
+    minibatch_size: int = option(256, "steps per shuffled minibatch (reinforce: of --update minibatch; ppo: each "
+                                      "gradient step; trpo: each critic step)", low=1)
+    target_kl: float = option(0.0, "stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this "
+                                   "(ppo: 1.5 x this, checked before each minibatch step); 0 = off", low=0.0)
+
+    @classmethod
+    def group_title(cls) -> str:
+        return "policy, critic and advantages"
+
+
 @dataclass(frozen=True)
 class Preset:
     """Named settings for one algorithm on one env, citing where they come from.

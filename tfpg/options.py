@@ -173,11 +173,13 @@ def argument_kwargs(cls: type, f: dataclasses.Field) -> tuple[str, dict]:
 
 
 def owners(classes: dict[str, type]) -> dict[str, list[str]]:
-    """field name -> the algorithm names whose config has it, in registry order."""
+    """field name -> the algorithm names whose config has it and uses it, in registry order (a config's
+    `unused` names inherited options it refuses)."""
     out: dict[str, list[str]] = {}
     for algo, cls in classes.items():
         for f in dataclasses.fields(cls):
-            out.setdefault(f.name, []).append(algo)
+            if f.name not in getattr(cls, "unused", ()):
+                out.setdefault(f.name, []).append(algo)
     return out
 
 

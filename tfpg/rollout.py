@@ -1,8 +1,9 @@
 """Collectors built on the stepping core (`tfpg.stepping.VecStepper`), one batched policy call per vector step.
 
 EpisodeCollector hands back complete episodes (REINFORCE); NStepCollector hands back transitions
-with n-step targets as soon as their window is complete (the book's vanilla PG). Replay-based
-methods (DQN) take the stepper's transitions directly.
+with n-step targets as soon as their window is complete (the book's vanilla PG);
+FixedHorizonCollector hands back T vector steps of N envs as (T, N) arrays, episodes cut anywhere
+(A2C, PPO, TRPO). Replay-based methods (DQN) take the stepper's transitions directly.
 
 `act(observations)` returns the actions to store and score; `to_env(actions)` what the envs
 receive (e.g. a Gaussian sample clipped into the action bounds; the stored actions stay unclipped).
@@ -172,3 +173,72 @@ class NStepCollector:
             bootstrap_discounts=targets.bootstrap_discounts[keep], bootstrap_mask=targets.bootstrap_mask[keep])
         self._rows = rows[m:]
         return batch
+
+
+@dataclass
+class Rollout:
+    """T vector steps of N envs, time-major: row t, column i is what sub-env i did at vector step t.
+
+    Rows with live = False are NEXT_STEP autoresets (the action was ignored, the reward is 0), not
+    transitions. Because of that rule, the observation that follows step (t, i) is always
+    observations[t + 1, i] (last_observations[i] for t = T - 1): at an episode's end it is the
+    episode's final observation, which the autoreset row holds. So V(final observation), the
+    bootstrap of a time-limit truncation, is the value of the next row (`next_observations`).
+    """
+
+    observations: np.ndarray        # (T, N, *obs_shape)
+    actions: np.ndarray             # (T, N, *act_shape), as stored and scored (unclipped)
+    rewards: np.ndarray             # (T, N) float32
+    terminated: np.ndarray          # (T, N) bool
+    truncated: np.ndarray           # (T, N) bool
+    live: np.ndarray                # (T, N) bool, False for autoreset rows
+    last_observations: np.ndarray   # (N, *obs_shape): the observation after the cut
+
+    @property
+    def horizon(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def num_transitions(self) -> int:
+        return int(self.live.sum())
+
+    def next_observations(self) -> np.ndarray:
+        """(T, N, *obs_shape): s_{t+1} of every row, the final observation where an episode ended."""
+        return np.concatenate([self.observations[1:], self.last_observations[None]], axis=0)
+
+
+class FixedHorizonCollector:
+    """Hands back a `Rollout` of `horizon` vector steps per call, into arrays allocated once.
+
+    Episodes run on across calls (the cut is bootstrapped by the algorithm from last_observations)
+    and nothing is held between calls besides the stepper's current observations, so a
+    `stepper.restart` (the trainer re-seeding the envs at a checkpoint) needs no callback: the next
+    call starts from the restarted envs' first observations. The arrays are reused: a caller that
+    keeps a rollout past the next call must copy it.
+    """
+
+    def __init__(self, stepper: VecStepper, act: Act, horizon: int, to_env: Act | None = None):
+        self.stepper, self.act, self.horizon, self.to_env = stepper, act, horizon, to_env
+        envs, n = stepper.envs, stepper.num_envs
+        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        action_dtype = np.float32 if act_space.dtype == np.float64 else act_space.dtype
+        self.rollout = Rollout(
+            observations=np.zeros((horizon, n, *obs_space.shape), dtype=obs_space.dtype),
+            actions=np.zeros((horizon, n, *act_space.shape), dtype=action_dtype),
+            rewards=np.zeros((horizon, n), dtype=np.float32), terminated=np.zeros((horizon, n), dtype=bool),
+            truncated=np.zeros((horizon, n), dtype=bool), live=np.zeros((horizon, n), dtype=bool),
+            last_observations=np.zeros((n, *obs_space.shape), dtype=obs_space.dtype))
+
+    def collect(self) -> Rollout:
+        """Step every sub-env `horizon` times with one batched `act` call per vector step."""
+        r = self.rollout
+        for t in range(self.horizon):
+            step = _step(self.stepper, self.act, self.to_env)
+            r.observations[t] = step.observations
+            r.actions[t] = step.actions
+            r.rewards[t] = step.rewards
+            r.terminated[t] = step.terminated
+            r.truncated[t] = step.truncated
+            r.live[t] = step.live
+        r.last_observations[:] = self.stepper.observations
+        return r

@@ -27,8 +27,15 @@ def config_classes() -> dict[str, type]:
     return {name: algorithm.config_class for name, algorithm in REGISTRY.items()}
 
 
+from tfpg.algos.a2c import A2C  # noqa: E402
 from tfpg.algos.dqn import DQN  # noqa: E402  (the modules import this package's base)
+from tfpg.algos.ppo import PPO  # noqa: E402
 from tfpg.algos.reinforce import Reinforce  # noqa: E402
+from tfpg.algos.trpo import TRPO, NaturalPolicyGradient  # noqa: E402
 
 register(Reinforce)
 register(DQN)
+register(A2C)
+register(PPO)
+register(TRPO)
+register(NaturalPolicyGradient)

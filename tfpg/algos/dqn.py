@@ -42,21 +42,29 @@ class DQNConfig(LearnerConfig):
     """DQN (Mnih et al. 2015): Q-learning with experience replay and a target network (module docstring)."""
 
     algo: str = "dqn"
+    # The fallback defaults (no preset for the env) are the rl-baselines3-zoo's shared setting for the
+    # classic-control / Box2D envs with a small state (hyperparams/dqn.yml, its Acrobot-v1 and
+    # LunarLander-v3 entries) with Stable-Baselines3's DQN defaults (Huber, max_grad_norm 10, Adam eps
+    # 1e-8): 256-256 MLP, Adam 6.3e-4, batch 128, replay 50k, 4 gradient steps every 4 env steps,
+    # target overwritten every 250 env steps (= 250 gradient steps here), epsilon 1 -> 0.1 over 12k steps.
     num_envs: int = 1
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = (256, 256)
+    lr: float = 6.3e-4
+    adam_eps: float = 1e-8
+    grad_clip: float = 10.0
     buffer_size: int = option(50_000, "replay capacity in transitions, FIFO", low=1)
     learning_starts: int = option(1_000, "env steps of uniformly random actions before the first update", low=0)
-    batch_size: int = option(64, "transitions per gradient step", low=1)
-    train_freq: int = option(1, "vector env steps between updates", low=1)
-    gradient_steps: int = option(1, "gradient steps per update", low=1)
-    target_sync: int = option(10, "applied gradient steps between target-network updates", low=1)
+    batch_size: int = option(128, "transitions per gradient step", low=1)
+    train_freq: int = option(4, "vector env steps between updates", low=1)
+    gradient_steps: int = option(4, "gradient steps per update", low=1)
+    target_sync: int = option(250, "applied gradient steps between target-network updates", low=1)
     tau: float = option(1.0, "target <- tau*online + (1-tau)*target at each sync; 1 = overwrite", low=0.0,
                         low_open=True, high=1.0)
-    loss: str = option("mse", "TD loss: mse, or huber (quadratic within 1, linear outside)", choices=("mse", "huber"))
+    loss: str = option("huber", "TD loss: mse, or huber (quadratic within 1, linear outside)", choices=("mse", "huber"))
     double: bool = option(False, "Double DQN target: the online net picks a', the target net values it")
     eps_start: float = option(1.0, "initial exploration rate", low=0.0, high=1.0)
-    eps_end: float = option(0.05, "final exploration rate", low=0.0, high=1.0)
-    eps_decay_steps: int = option(10_000, "env steps from --eps-start to --eps-end", low=1)
+    eps_end: float = option(0.1, "final exploration rate", low=0.0, high=1.0)
+    eps_decay_steps: int = option(12_000, "env steps from --eps-start to --eps-end", low=1)
     eps_schedule: str = option("linear", "linear or exponential (geometric) decay", choices=("linear", "exponential"))
     log_every: int = option(1_000, "env steps between logged diagnostics", low=1)
     checkpoint_replay: bool = option(True, "store the replay buffer in checkpoints: exact resume, at the cost of the "
@@ -92,7 +100,8 @@ PRESETS = (
                 learning_starts=1_000, batch_size=64, train_freq=64, gradient_steps=128, target_sync=128, tau=1.0,
                 loss="huber", double=False, grad_clip=10.0, eps_start=1.0, eps_end=0.04, eps_decay_steps=8_000,
                 eps_schedule="linear", eval_every=2_500, eval_episodes=10, stop_on="eval", stop_reward=475.0,
-                total_steps=100_000), default=True),
+                total_steps=100_000,
+                adam_eps=1e-07), default=True),
     Preset("hwang-dqn-cartpole", "dqn",
            "the DQN post's CartPole setup: replay 50,000, random warm-up, target overwritten every 10 updates, "
            "gamma 0.99, MSE loss, decaying epsilon",
@@ -101,7 +110,8 @@ PRESETS = (
            dict(env_id="CartPole-v1", num_envs=1, hidden=(64, 64), lr=1e-3, gamma=0.99, buffer_size=50_000,
                 learning_starts=1_000, batch_size=64, train_freq=1, gradient_steps=1, target_sync=10, tau=1.0,
                 loss="mse", double=False, grad_clip=0.0, eps_start=1.0, eps_end=0.05, eps_decay_steps=10_000,
-                eps_schedule="linear", stop_on="train", stop_reward=475.0, total_steps=200_000),
+                eps_schedule="linear", stop_on="train", stop_reward=475.0, total_steps=200_000,
+                adam_eps=1e-07),
            replaces=("seed001-dqn-cartpole",)),
     *(Preset(f"zoo-dqn-{game.lower()}", "dqn",
              f"DQN on {game} (Nature CNN): replay 100k, Adam 1e-4, batch 32, 100k random steps first, a gradient "

@@ -47,62 +47,58 @@ from tfpg import returns as returns_lib
 from tfpg.algos.base import Algorithm, Iteration
 from tfpg.baselines import BASELINE_KINDS, explained_variance, make_baseline
 from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
-from tfpg.config import LearnerConfig, Preset
+from tfpg.config import PolicyGradientConfig, Preset
 from tfpg.errors import ConfigError
 from tfpg.networks import is_image_space
 from tfpg.options import option
-from tfpg.policies import POLICY_KINDS, make_policy, policy_kind
+from tfpg.policies import make_policy, policy_kind
 from tfpg.rollout import EpisodeCollector, NStepCollector
 
 tfd = tfp.distributions
 
 
 @dataclass
-class ReinforceConfig(LearnerConfig):
+class ReinforceConfig(PolicyGradientConfig):
     """The policy-gradient family: REINFORCE and the book's vanilla N-step PG (see the module docstring)."""
 
     algo: str = "reinforce"
-    lr: float = 0.01
-    policy: str = option("auto", "auto: categorical for Discrete actions, diagonal gaussian for Box actions",
-                         choices=POLICY_KINDS)
-    activation: str = option("relu", "hidden-layer activation of the policy network", choices=("relu", "tanh"))
-    normalize_obs: bool = option(False, "running mean/var observation normalisation inside the policy (exported "
-                                        "with it)")
-    log_std_init: float = option(0.0, "initial log-std of the Gaussian policy, a trainable vector (0: sigma = 1)",
-                                 low=-5.0, high=2.0)
+    # The fallback defaults (an env without a preset) are the robust settings, not the book's naive ones:
+    # a critic with GAE(0.95) returns (on standardised targets) and standardised advantages, observations
+    # normalised, 2048-step batches reused for up to 10 epochs of 256-step minibatches until the batch KL
+    # passes 0.02. The book's REINFORCE is `--preset book-cartpole-reinforce`.
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 1e-3
+    activation: str = "tanh"
+    normalize_obs: bool = True
+    critic_epochs: int = 10
+    normalize: bool = True
+    target_kl: float = 0.02
     log_std_lr: float = option(0.0, "Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the "
                                     "policy's optimizer and --lr", low=0.0, high=1.0)
     std_ceiling: float = option(0.0, "Gaussian policy: cap sigma by a ceiling falling log-linearly from "
                                      "exp(--log-std-init) to this value over --std-ceiling-steps env steps (the "
                                      "log-std stays trainable below it); 0 = no ceiling", low=0.0)
     std_ceiling_steps: int = option(500_000, "env steps over which the --std-ceiling falls", low=1)
-    returns: str = option("reward_to_go", "reward_to_go: G_t from step t on; total: G_0 for every step (CS285); "
+    returns: str = option("lambda", "reward_to_go: G_t from step t on; total: G_0 for every step (CS285); "
                                           "nstep: the next --n-steps discounted rewards, no complete episodes needed; "
                                           "lambda: TD(lambda) returns from the learned baseline (GAE advantages)",
                           choices=("reward_to_go", "total", "nstep", "lambda"))
     n_steps: int = option(10, "window of --returns nstep (the book's REWARD_STEPS)", low=1)
-    gae_lambda: float = option(0.95, "lambda of --returns lambda", low=0.0, high=1.0)
-    update: str = option("batch", "batch: one step on the mean over all steps (1/sum T_i); episode: one step per "
+    update: str = option("minibatch", "batch: one step on the mean over all steps (1/sum T_i); episode: one step per "
                                   "episode (1/T); step: one step per transition; minibatch: one step per shuffled "
                                   "minibatch of --minibatch-size steps", choices=("batch", "episode", "step", "minibatch"))
-    minibatch_size: int = option(256, "steps per minibatch of --update minibatch", low=1)
-    episodes_per_update: int = option(4, "complete episodes in each update batch", low=1)
-    steps_per_update: int = option(0, "collect at least this many steps of complete episodes per update; with "
+    episodes_per_update: int = option(1, "complete episodes in each update batch", low=1)
+    steps_per_update: int = option(2048, "collect at least this many steps of complete episodes per update; with "
                                       "--returns nstep, the transitions per batch", low=0)
-    baseline: str = option("none", "b(s) subtracted from returns: none, mean (of all returns seen), moving (mean of "
+    baseline: str = option("critic", "b(s) subtracted from returns: none, mean (of all returns seen), moving (mean of "
                                    "the last --baseline-window), linear (scikit-learn LinearRegression on states), "
                                    "critic (Keras value network)", choices=BASELINE_KINDS)
     baseline_window: int = option(1_000_000, "transitions in the moving baseline", low=1)
-    critic_hidden: tuple[int, ...] = option((64, 64), "critic layer widths, comma separated")
-    critic_lr: float = option(1e-3, "critic Adam learning rate", low=0.0, low_open=True, high=1.0)
-    critic_epochs: int = option(1, "critic gradient steps per batch", low=1)
-    normalize: bool = option(False, "standardise advantages to mean 0, std 1 per batch")
-    entropy_beta: float = option(0.0, "entropy bonus scale beta", low=0.0)
-    reuse_epochs: int = option(1, "gradient steps per batch; > 1 weights each term by pi/pi_old (importance "
+    critic_normalize: bool = option(True, "fit the critic on standardised returns (running mean/std of its targets) "
+                                           "and scale its output back, so the reward's scale does not slow it down")
+    reuse_epochs: int = option(10, "gradient steps per batch; > 1 weights each term by pi/pi_old (importance "
                                   "sampling)", low=1)
-    is_clip: float = option(0.0, "truncate importance ratios at this value; 0 = off", low=0.0)
-    target_kl: float = option(0.0, "stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this; "
-                                   "0 = off", low=0.0)
+    is_clip: float = option(2.0, "truncate importance ratios at this value; 0 = off", low=0.0)
     kl_adaptive_lr: bool = option(False, "after each batch: Adam lr / 1.5 if its KL(pi_old || pi) > 2 x "
                                          "--target-kl, x 1.5 (at most --lr) if < --target-kl / 2")
     grad_var_every: int = option(0, "log grad_var, the variance of per-episode gradient estimates, every N updates; "
@@ -136,19 +132,25 @@ PRESETS = (
            "REINFORCE on CartPole-v1 tuned for wall-clock speed to reward_100 >= 475",
            "tfpg's own tuning (benchmarks/cartpole_reinforce.py, README results table)",
            dict(env_id="CartPole-v1", num_envs=128, hidden=(128,), lr=0.02, gamma=0.99, episodes_per_update=32,
-                returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000), default=True),
+                returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
+                activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
+                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False), default=True),
     Preset("book-cartpole-reinforce", "reinforce",
            "the book's REINFORCE: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
            f"{BOOK}, script Chapter11/02_cartpole_reinforce.py",
            dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.01, gamma=0.99, episodes_per_update=4,
-                returns="reward_to_go", normalize=False, baseline="none", stop_reward=475.0, total_steps=1_000_000),
+                returns="reward_to_go", normalize=False, baseline="none", stop_reward=475.0, total_steps=1_000_000,
+                activation="relu", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1, steps_per_update=0,
+                target_kl=0.0, update="batch", critic_normalize=False),
            replaces=("seed000-cartpole-reinforce",)),
     Preset("book-cartpole-pg", "reinforce",
            "the book's vanilla PG: 10-step returns, batches of 8 transitions, mean baseline, entropy 0.01, Adam 0.001",
            f"{BOOK}, script Chapter11/04_cartpole_pg.py",
            dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.001, gamma=0.99, returns="nstep", n_steps=10,
                 steps_per_update=8, baseline="mean", entropy_beta=0.01, normalize=False, stop_reward=475.0,
-                total_steps=1_000_000),
+                total_steps=1_000_000,
+                activation="relu", critic_epochs=1, episodes_per_update=4, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
+                target_kl=0.0, update="batch", critic_normalize=False),
            replaces=("seed000-cartpole-pg",)),
     Preset("fastcampus-batch-reinforce", "reinforce",
            "batch-episodic REINFORCE: update every 2 episodes over sum T_i, gamma 1, normalised returns, 128 hidden",
@@ -156,7 +158,9 @@ PRESETS = (
            "Fastcampus reinforcement-learning course; the post gives no learning rate, 2e-4 used",
            dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=2e-4, gamma=1.0, update="batch",
                 episodes_per_update=2, returns="reward_to_go", normalize=True, baseline="none", stop_reward=475.0,
-                total_steps=1_000_000),
+                total_steps=1_000_000,
+                activation="relu", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1, steps_per_update=0,
+                target_kl=0.0, critic_normalize=False),
            replaces=("seed002-batch-reinforce",)),
     # KL-stopped reuse of large minibatches: each epoch is a small step, so --target-kl can stop the batch
     # before the policy moves far (the one-step-per-episode update collapsed on seed 1). The sigma ceiling
@@ -172,7 +176,8 @@ PRESETS = (
                 steps_per_update=8000, episodes_per_update=1, update="minibatch", minibatch_size=2000, reuse_epochs=10,
                 target_kl=0.02, kl_adaptive_lr=True, is_clip=2.0, lr=3e-4, grad_clip=0.5, entropy_beta=0.0,
                 std_ceiling=0.3, std_ceiling_steps=400_000, stop_reward=200.0, total_steps=2_000_000,
-                eval_every=100_000, eval_episodes=10), default=True),
+                eval_every=100_000, eval_episodes=10,
+                critic_normalize=False), default=True),
     Preset("gaussian-pg-lunarlander", "reinforce",
            "the post's Gaussian REINFORCE: mean net 32-32 relu, free log-std, gamma 0.97, >= 3000 steps of complete "
            "episodes per update, scikit-learn linear baseline, standardised advantages, Adam 1e-3",
@@ -181,7 +186,8 @@ PRESETS = (
            dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=8, vector_mode="sync", hidden=(32, 32),
                 activation="relu", normalize_obs=False, gamma=0.97, returns="reward_to_go", baseline="linear",
                 normalize=True, steps_per_update=3000, episodes_per_update=1, update="batch", lr=1e-3, adam_eps=1e-8,
-                entropy_beta=0.0, grad_clip=0.0, stop_reward=200.0, total_steps=1_500_000),
+                entropy_beta=0.0, grad_clip=0.0, stop_reward=200.0, total_steps=1_500_000,
+                critic_epochs=1, is_clip=0.0, reuse_epochs=1, target_kl=0.0, critic_normalize=False),
            replaces=("seed004-lunarlander",)),
     Preset("book-pong-pg", "reinforce",
            "the book's PG on Pong: 32 envs, Nature CNN, Adam 1e-4 (eps 1e-3), entropy 0.01, batches of 128 "
@@ -189,7 +195,9 @@ PRESETS = (
            f"{BOOK}, script Chapter11/05_pong_pg.py, on ALE/Pong-v5 built as NoFrameskip-v4",
            dict(env_id="ALE/Pong-v5", num_envs=32, hidden=(512,), lr=1e-4, adam_eps=1e-3, gamma=0.99,
                 entropy_beta=0.01, steps_per_update=128, returns="nstep", n_steps=10, baseline="moving",
-                baseline_window=1_000_000, grad_clip=0.1, normalize=False, stop_reward=18.0, total_steps=10_000_000),
+                baseline_window=1_000_000, grad_clip=0.1, normalize=False, stop_reward=18.0, total_steps=10_000_000,
+                activation="relu", critic_epochs=1, episodes_per_update=4, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
+                target_kl=0.0, update="batch", critic_normalize=False),
            default=True),
 )
 
@@ -382,7 +390,8 @@ class Reinforce(Algorithm):
         self.flat_gradient = make_flat_policy_gradient(self.policy)
         self.baseline = make_baseline(config.baseline, int(np.prod(spaces.observation_space.shape)),
                                       window=config.baseline_window, hidden=config.critic_hidden, lr=config.critic_lr,
-                                      epochs=config.critic_epochs, features=self.policy.features)
+                                      epochs=config.critic_epochs, features=self.policy.features,
+                                      normalize_targets=config.critic_normalize)
         self.shuffle_rng = np.random.default_rng(config.seed)
         self.updates = 0
         act, to_env = self.policy.act_numpy, self.policy.env_action

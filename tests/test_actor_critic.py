@@ -1,0 +1,120 @@
+"""A2C, PPO, TRPO/NPG: the shared core's advantages, TRPO's step on a real batch, exact resume and the export."""
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfpg.algos.trpo import TRPO
+from tfpg.checks import prepare_paths
+from tfpg.config import build_config
+from tfpg.envs import env_spaces, make_train_envs
+from tfpg.errors import ConfigError
+from tfpg.natural_gradient import flat_params
+from tfpg.stepping import VecStepper
+from tfpg.trainer import train
+
+
+def tiny(algo, env_id, **overrides):
+    return build_config(algo, env_id, None, dict(dict(num_envs=2, horizon=64, hidden=(16,), critic_hidden=(16,),
+                                                      seed=0, stop_reward=None), **overrides))
+
+
+def trpo_on(env_id, algo="trpo", **overrides):
+    config = tiny(algo, env_id, **overrides)
+    stepper = VecStepper(make_train_envs(config), env_id, seed=config.seed)
+    return TRPO(config, env_spaces(env_id), stepper), config
+
+
+def test_advantages_bootstrap_truncations_from_the_final_observation_and_not_terminations():
+    """With lambda = 0 each advantage is one TD error: r + gamma V(final obs) - V(s) at a time-limit
+    truncation, r - V(s) at a termination, r + gamma V(s') inside an episode; pi_old is the policy after the
+    statistics update (ratio 1 before any step)."""
+    config = tiny("ppo", "CartPole-v1", gae_lambda=0.0, normalize=False, gamma=0.9)
+    envs = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync", max_episode_steps=15)
+    from tfpg.algos.ppo import PPO
+
+    algo = PPO(config, env_spaces("CartPole-v1"), VecStepper(envs, "CartPole-v1", seed=1))
+    batch = algo.core.collect()
+    rollout = algo.core.collector.rollout
+    value = lambda obs: algo.core.value(tf.constant(obs, tf.float32)).numpy()   # noqa: E731
+    v, v_next = value(rollout.observations.reshape(-1, 4)), value(rollout.next_observations().reshape(-1, 4))
+    terminated, truncated = rollout.terminated.reshape(-1), rollout.truncated.reshape(-1)
+    expected = rollout.rewards.reshape(-1) + 0.9 * np.where(terminated, 0.0, v_next) - v
+    live = rollout.live.reshape(-1)
+    np.testing.assert_allclose(batch.advantages, expected[live], rtol=1e-4, atol=1e-4)
+    assert truncated[live].any() and terminated[live].any() and not live.all()
+    np.testing.assert_allclose(batch.returns, batch.advantages + v[live], rtol=1e-5, atol=1e-4)
+    log_probs = algo.policy.distribution(batch.observations).log_prob(batch.actions).numpy()
+    np.testing.assert_allclose(log_probs, batch.log_probs, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_trpo_step_keeps_the_batch_kl_within_delta_and_improves_the_surrogate_or_leaves_theta(env_id):
+    algo, config = trpo_on(env_id, max_kl=0.01)
+    batch = algo.core.collect()
+    data = (batch.observations, batch.actions, batch.advantages, batch.log_probs)
+    theta_old = flat_params(algo.policy.variables).numpy()
+    surrogate_old = float(algo.natural_step.surrogate_and_kl(*data, batch.params)[0])
+    result, residual, finite = algo.natural_step(batch, config)
+    surrogate, kl = (float(t) for t in algo.natural_step.surrogate_and_kl(*data, batch.params))
+    assert finite and np.isfinite(residual)
+    assert result.step_fraction > 0       # a fresh policy on its own batch: some fraction passes
+    assert kl <= config.max_kl and surrogate > surrogate_old
+    assert kl == pytest.approx(result.kl, rel=1e-4) and surrogate - surrogate_old == pytest.approx(result.improvement,
+                                                                                                   rel=1e-3)
+    # a direction of the wrong sign lowers the surrogate at every fraction: theta must stay where it was
+    step_direction = algo.natural_step.direction
+    algo.natural_step.direction = lambda o, p, g: tuple([-step_direction(o, p, g)[0], step_direction(o, p, g)[1]])
+    theta_before = flat_params(algo.policy.variables).numpy()
+    rejected, _, _ = algo.natural_step(algo.core.collect(), config)
+    assert rejected.step_fraction == 0.0 and rejected.improvement == 0.0
+    np.testing.assert_array_equal(flat_params(algo.policy.variables).numpy(), theta_before)
+    assert not np.array_equal(theta_before, theta_old)
+
+
+def test_npg_takes_the_whole_natural_step():
+    algo, config = trpo_on("CartPole-v1", "npg", max_kl=0.005, cg_damping=1e-3)
+    assert config.algo == "npg" and not config.line_search
+    result, _, _ = algo.natural_step(algo.core.collect(), config)
+    assert result.step_fraction == 1.0
+    assert 0.2 * config.max_kl < result.kl < 5 * config.max_kl   # ~delta: the quadratic model, damped
+
+
+@pytest.mark.parametrize("algo, flag, value", [("trpo", "lr", 0.01), ("a2c", "target_kl", 0.02),
+                                               ("ppo", "critic_epochs", 3)])
+def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
+    with pytest.raises(ConfigError, match=f"--{flag.replace('_', '-')} does not apply to --algo {algo}"):
+        build_config(algo, "CartPole-v1", None, {flag: value})
+
+
+# Each covers other options: a shared torso; Gaussian + obs statistics + KL stop + value clip; TRPO. (Not the
+# linear schedules: they run over --total-steps, which the shorter first part of a resumed run changes.)
+RESUMED = {
+    "a2c": ("CartPole-v1", dict(shared_torso=True, horizon=16)),
+    "ppo": ("Pendulum-v1", dict(target_kl=0.01, clip_range_vf=0.5, minibatch_size=32, epochs=3)),
+    "trpo": ("CartPole-v1", dict(critic_epochs=2)),
+}
+
+
+@pytest.mark.parametrize("algo", sorted(RESUMED))
+def test_resume_continues_exactly_and_the_export_loads(tmp_path, algo):
+    env_id, extra = RESUMED[algo]
+
+    def fit(name, total_steps, resume=False):
+        config = tiny(algo, env_id, total_steps=total_steps, checkpoint_every=1000, progress=False,
+                      logdir=str(tmp_path / "runs"), export_dir=str(tmp_path / "models"), run_name=name, **extra)
+        if resume:
+            return train(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
+        return train(config, *prepare_paths(config))
+
+    full = fit("full", 2_500)
+    part = fit("part", 1_100)
+    resumed = fit("part", 2_500, resume=True)
+    assert part.env_steps < full.env_steps and resumed.env_steps == full.env_steps
+    assert resumed.episodes == full.episodes and resumed.reward_100 == pytest.approx(full.reward_100, abs=1e-9)
+    obs = np.random.default_rng(0).normal(size=(20, env_spaces(env_id).observation_space.shape[0])).astype(np.float32)
+    models = [tf.saved_model.load(str(tmp_path / "models" / n)) for n in ("full", "part")]
+    outputs = [m.signatures["distribution"](observations=tf.constant(obs)) for m in models]
+    for key in outputs[0]:
+        np.testing.assert_allclose(outputs[1][key].numpy(), outputs[0][key].numpy(), rtol=1e-5, atol=1e-6)
+    assert models[0].signatures["serving_default"](observations=tf.constant(obs))["action"].shape[0] == 20

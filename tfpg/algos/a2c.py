@@ -1,0 +1,159 @@
+"""A2C: synchronous advantage actor-critic (Mnih et al. 2016, the synchronous variant), the book's next
+step after vanilla PG.
+
+Each iteration collects T vector steps of N envs (`tfpg.actor_critic`: GAE(lambda) advantages A_t and
+critic targets G_t = A_t + V_old(s_t)) and takes one gradient step on the whole batch of M transitions:
+
+    loss_policy  = -1/M sum_t A_t log pi_theta(a_t|s_t)
+    loss_entropy = -beta 1/M sum_t H(pi_theta(.|s_t))
+    value_loss   = 1/M sum_t (V_phi(s_t) - G_t)^2
+
+With separate networks, theta follows loss_policy + loss_entropy (Adam, --lr) and phi follows
+value_loss (Adam, --critic-lr). With --shared-torso, one network body carries both heads and one
+Adam step (--lr) follows loss_policy + loss_entropy + c_v value_loss, c_v = --vf-coef.
+lambda = 1 gives the n-step returns of the original A2C (each step's return bootstrapped from
+V at the end of the rollout), lambda < 1 GAE.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import gymnasium as gym
+import keras
+import tensorflow as tf
+
+from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, make_kl_and_entropy, unique_variables
+from tfpg.algos.base import Algorithm, Iteration
+from tfpg.config import Preset
+from tfpg.losses import entropy_loss, value_estimation_loss
+from tfpg.options import option
+from tfpg.schedules import constant_or_linear
+
+
+@dataclass
+class A2CConfig(ActorCriticConfig):
+    """A2C: one gradient step per fixed-horizon batch (see the module docstring)."""
+
+    algo: str = "a2c"
+    horizon: int = 8
+    lr: float = 7e-4
+    adam_eps: float = 1e-5   # Stable-Baselines3's (its RMSprop's)
+    critic_lr: float = 7e-4
+    shared_torso: bool = option(False, "one network body for the policy and value heads, trained by one Adam "
+                                       "(--lr) on policy + --vf-coef x value loss; --critic-hidden and "
+                                       "--critic-lr are then unused")
+    vf_coef: float = option(0.5, "weight of the value loss in the joint loss of --shared-torso", low=0.0)
+    linear_lr: bool = option(False, "decay --lr (and --critic-lr) linearly to 0 over --total-steps")
+
+    unused: ClassVar[tuple[str, ...]] = ("critic_epochs", "minibatch_size", "target_kl")
+
+    @classmethod
+    def group_title(cls) -> str:
+        return "a2c"
+
+
+ZOO = "rl-baselines3-zoo hyperparams/a2c.yml entry {env} (rl-zoo3 2.x) with Stable-Baselines3 A2C defaults"
+
+PRESETS = (
+    Preset("a2c-cartpole", "a2c",
+           "A2C on CartPole-v1: 8 envs x 5 steps, lambda 1 (n-step returns), lr 7e-4, no advantage standardisation, "
+           "grad clip 0.5; Adam instead of SB3's RMSprop",
+           ZOO.format(env="CartPole-v1") + " (n_steps 5, gae_lambda 1, lr 7e-4, vf_coef 0.5, max_grad_norm 0.5, "
+           "normalize_advantage false, 64-64 tanh); deviation: Adam, not RMSprop",
+           dict(env_id="CartPole-v1", num_envs=8, horizon=5, gamma=0.99, gae_lambda=1.0, lr=7e-4, critic_lr=7e-4,
+                normalize=False, normalize_obs=False, entropy_beta=0.0, grad_clip=0.5, hidden=(64, 64),
+                critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=500_000), default=True),
+    Preset("a2c-lunarlander-continuous", "a2c",
+           "A2C on LunarLanderContinuous-v3: 4 envs x 8 steps, GAE(0.9), linear lr from 7e-4, sigma from exp(-2), "
+           "observation normalisation; a state-independent Gaussian instead of the zoo's gSDE, Adam instead of "
+           "RMSprop, no reward normalisation",
+           ZOO.format(env="LunarLanderContinuous-v3") + " (n_envs 4, n_steps 8, gae_lambda 0.9, gamma 0.99, "
+           "lin_7e-4, log_std_init -2, max_grad_norm 0.5, normalize_advantage false, 5M steps); deviations: no "
+           "gSDE, Adam, observation normalisation only",
+           dict(env_id="LunarLanderContinuous-v3", num_envs=4, vector_mode="sync", horizon=8, gamma=0.99,
+                gae_lambda=0.9, lr=7e-4, critic_lr=7e-4, linear_lr=True, normalize=False, normalize_obs=True,
+                log_std_init=-2.0, entropy_beta=0.0, grad_clip=0.5, hidden=(64, 64), critic_hidden=(64, 64),
+                activation="tanh", stop_reward=200.0, total_steps=5_000_000, eval_every=100_000), default=True),
+)
+
+
+def make_a2c_update(core: ActorCritic, optimizer, critic_optimizer, config: A2CConfig):
+    """One compiled gradient step on a batch: (observations, actions, advantages, returns) -> metrics."""
+    policy = core.policy
+    policy_variables = unique_variables(policy.variables)
+    critic_variables = core.critic_variables
+    joint_variables = unique_variables(policy.variables, critic_variables)
+    scalar = tf.TensorSpec([None], tf.float32)
+
+    @tf.function(input_signature=[policy.obs_spec, policy.action_spec, scalar, scalar])
+    def update(observations, actions, advantages, returns):
+        with tf.GradientTape(persistent=True) as tape:
+            distribution = policy.distribution(observations)
+            loss_policy = -tf.reduce_mean(advantages * distribution.log_prob(actions))
+            loss_entropy = config.entropy_beta * entropy_loss(distribution.entropy())
+            value_loss = value_estimation_loss(core.value(observations), returns)
+            actor_loss = loss_policy + loss_entropy
+            joint_loss = actor_loss + config.vf_coef * value_loss
+        if config.shared_torso:
+            finite = apply_if_finite(optimizer, joint_loss, tape.gradient(joint_loss, joint_variables),
+                                     joint_variables, config.grad_clip)
+        else:
+            actor_ok = apply_if_finite(optimizer, actor_loss, tape.gradient(actor_loss, policy_variables),
+                                       policy_variables, config.grad_clip)
+            critic_ok = apply_if_finite(critic_optimizer, value_loss, tape.gradient(value_loss, critic_variables),
+                                        critic_variables, config.grad_clip)
+            finite = tf.logical_and(actor_ok, critic_ok)
+        return {"loss_policy": loss_policy, "loss_entropy": loss_entropy, "value_loss": value_loss,
+                "finite": finite}
+
+    return update.get_concrete_function()
+
+
+class A2C(Algorithm):
+    """Collect T x N steps, compute GAE, one compiled actor-critic gradient step."""
+
+    name = "a2c"
+    config_class = A2CConfig
+    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+    loss_metric = "loss_policy"
+    presets = PRESETS
+
+    def __init__(self, config: A2CConfig, spaces, stepper):
+        self.config, self.stepper = config, stepper
+        self.core = ActorCritic(config, spaces, stepper, shared_torso=config.shared_torso)
+        self.policy = self.core.policy
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
+        self.critic_optimizer = keras.optimizers.Adam(learning_rate=config.critic_lr, epsilon=config.adam_eps)
+        if config.shared_torso:
+            self.optimizer.build(unique_variables(self.policy.variables, self.core.critic_variables))
+        else:
+            self.optimizer.build(self.policy.variables)
+            self.critic_optimizer.build(self.core.critic_variables)
+        self.update = make_a2c_update(self.core, self.optimizer, self.critic_optimizer, config)
+        self.kl_and_entropy = make_kl_and_entropy(self.policy)
+        self.lr = constant_or_linear(config.lr, config.linear_lr, config.total_steps)
+        self.critic_lr = constant_or_linear(config.critic_lr, config.linear_lr, config.total_steps)
+
+    def trackables(self) -> dict:
+        return {**self.core.trackables(), "optimizer": self.optimizer, "critic_optimizer": self.critic_optimizer}
+
+    def state(self) -> dict:
+        return self.core.state()
+
+    def load_state(self, state: dict) -> None:
+        self.core.load_state(state)
+
+    def iteration(self) -> Iteration:
+        batch = self.core.collect()
+        steps = self.stepper.env_steps
+        self.optimizer.learning_rate.assign(self.lr(steps))
+        self.critic_optimizer.learning_rate.assign(self.critic_lr(steps))
+        metrics = {k: v.numpy() for k, v in self.update(batch.observations, batch.actions, batch.advantages,
+                                                        batch.returns).items()}
+        finite = bool(metrics.pop("finite"))
+        kl, entropy = (float(x) for x in self.kl_and_entropy(batch.observations, batch.params))
+        metrics = {k: float(v) for k, v in metrics.items()}
+        metrics.update(self.core.diagnostics(batch, kl, entropy), lr=self.lr(steps))
+        return Iteration(metrics, finite=[finite])
+
