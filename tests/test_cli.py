@@ -121,7 +121,7 @@ def test_help_documents_every_flag_with_its_default(tmp_path):
         assert flag in proc.stdout, flag
     text = " ".join(proc.stdout.split())   # argparse wraps to the terminal's width
     assert "default: CartPole-v1" in text and "runs the preset cartpole-reinforce" in text
-    assert "(default: 0.01 (reinforce), 0.001 (dqn))" in text   # per-algorithm dataclass defaults
+    assert "(default: 0.01 (reinforce), 0.001 (dqn), 0.0007 (a2c), 0.0003 (ppo))" in text   # per-algorithm defaults
 
 
 def test_list_presets(tmp_path):
