@@ -118,3 +118,14 @@ def test_resume_continues_exactly_and_the_export_loads(tmp_path, algo):
     for key in outputs[0]:
         np.testing.assert_allclose(outputs[1][key].numpy(), outputs[0][key].numpy(), rtol=1e-5, atol=1e-6)
     assert models[0].signatures["serving_default"](observations=tf.constant(obs))["action"].shape[0] == 20
+
+
+def test_shipped_ppo_lander_lands():
+    """saved_models/lunarlander-ppo: the PPO preset's run on LunarLanderContinuous-v3 (1M steps, seed 0)."""
+    import os
+
+    from tfpg.evaluate import evaluate
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "lunarlander-ppo")
+    returns = evaluate(path, episodes=20, seed=100)   # greedy signature, fixed seeds 100..119
+    assert returns.mean() >= 250, returns
