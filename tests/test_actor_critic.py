@@ -29,7 +29,7 @@ def test_advantages_bootstrap_truncations_from_the_final_observation_and_not_ter
     """With lambda = 0 each advantage is one TD error: r + gamma V(final obs) - V(s) at a time-limit
     truncation, r - V(s) at a termination, r + gamma V(s') inside an episode; pi_old is the policy after the
     statistics update (ratio 1 before any step)."""
-    config = tiny("ppo", "CartPole-v1", gae_lambda=0.0, normalize=False, gamma=0.9)
+    config = tiny("ppo", "CartPole-v1", gae_lambda=0.0, normalize=False, gamma=0.9, normalize_obs=True)
     envs = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync", max_episode_steps=15)
     from tfpg.algos.ppo import PPO
 
@@ -91,7 +91,7 @@ def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
 # linear schedules: they run over --total-steps, which the shorter first part of a resumed run changes.)
 RESUMED = {
     "a2c": ("CartPole-v1", dict(shared_torso=True, horizon=16)),
-    "ppo": ("Pendulum-v1", dict(target_kl=0.01, clip_range_vf=0.5, minibatch_size=32, epochs=3)),
+    "ppo": ("Pendulum-v1", dict(target_kl=0.01, clip_range_vf=0.5, minibatch_size=32, epochs=3, normalize_obs=True)),
     "trpo": ("CartPole-v1", dict(critic_epochs=2)),
 }
 
@@ -118,3 +118,14 @@ def test_resume_continues_exactly_and_the_export_loads(tmp_path, algo):
     for key in outputs[0]:
         np.testing.assert_allclose(outputs[1][key].numpy(), outputs[0][key].numpy(), rtol=1e-5, atol=1e-6)
     assert models[0].signatures["serving_default"](observations=tf.constant(obs))["action"].shape[0] == 20
+
+
+def test_shipped_ppo_lander_lands():
+    """saved_models/lunarlander-ppo: the PPO preset's run on LunarLanderContinuous-v3 (1M steps, seed 0)."""
+    import os
+
+    from tfpg.evaluate import evaluate
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "lunarlander-ppo")
+    returns = evaluate(path, episodes=20, seed=100)   # greedy signature, fixed seeds 100..119
+    assert returns.mean() >= 250, returns

@@ -71,7 +71,7 @@ PRESETS = (
            "PPO on LunarLanderContinuous-v3: 16 envs x 1024 steps, minibatches of 64, 4 epochs, GAE(0.98), gamma "
            "0.999, entropy 0.01, lr 3e-4",
            ZOO.format(env="LunarLanderContinuous-v3") + " (64-64 tanh, clip 0.2, max_grad_norm 0.5, standardised "
-           "advantages); observation normalisation added (tfpg's default; the zoo entry has none)",
+           "advantages); observation normalisation added (the zoo entry has none)",
            dict(env_id="LunarLanderContinuous-v3", num_envs=16, vector_mode="sync", horizon=1024, minibatch_size=64,
                 epochs=4, gae_lambda=0.98, gamma=0.999, entropy_beta=0.01, lr=3e-4, critic_lr=3e-4, clip_range=0.2,
                 normalize=True, normalize_obs=True, grad_clip=0.5, hidden=(64, 64), critic_hidden=(64, 64),
