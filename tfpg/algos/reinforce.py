@@ -137,6 +137,12 @@ PRESETS = (
            "tfpg's own tuning (benchmarks/cartpole_reinforce.py, README results table)",
            dict(env_id="CartPole-v1", num_envs=128, hidden=(128,), lr=0.02, gamma=0.99, episodes_per_update=32,
                 returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000), default=True),
+    Preset("cartpole-reinforce-graph", "reinforce",
+           "REINFORCE on CartPole-v1 with --backend graph: 64 in-graph envs x 64-step rollouts, each iteration one "
+           "XLA program; reward-to-go cut at the rollout's end, standardised",
+           "tfpg's own tuning (benchmarks/graph_cartpole.py, README in-graph results)",
+           dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, hidden=(64,), lr=0.02, gamma=0.99,
+                returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000)),
     Preset("book-cartpole-reinforce", "reinforce",
            "the book's REINFORCE: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
            f"{BOOK}, script Chapter11/02_cartpole_reinforce.py",
