@@ -16,6 +16,7 @@ import json
 import os
 import statistics
 import subprocess
+import time
 
 from common import ROOT, footer, med_range, publish, run_training
 
@@ -24,10 +25,11 @@ GRAPH = "cartpole-reinforce-graph"
 
 
 def run_peer(python: str, seed: int) -> dict:
+    t0 = time.perf_counter()
     proc = subprocess.run([python, os.path.join(PEERS, "book_reinforce.py"), "--seed", str(seed), "--env",
                            "CartPole-v1", "--stop", "475"], capture_output=True, text=True, check=True)
-    hit = json.loads(proc.stdout.strip().splitlines()[-1])
-    return hit or {"train_wall_s": float("nan"), "env_steps": 0}
+    hit = json.loads(proc.stdout.strip().splitlines()[-1]) or {"train_wall_s": float("nan"), "env_steps": 0}
+    return {**hit, "process_wall_s": time.perf_counter() - t0}
 
 
 def cells(values, fmt="{:.2f}") -> str:
@@ -58,27 +60,29 @@ def multi_runs(agents) -> dict:
 
 
 def table(args, python, rows, multi) -> str:
-    head = ["| system | agents | solved | compile s | train s to 475 | env steps to 475 (per agent) | env steps/s |",
-            "|---|---|---|---|---|---|---|"]
+    head = ["| system | agents | solved | compile s | train s to 475 | env steps to 475 (per agent) | env steps/s "
+            "| process wall s |", "|---|---|---|---|---|---|---|---|"]
     peer = rows["peer"]
     if python:
         head.append(f"| book REINFORCE, PyTorch (peer) | 1 | {sum(r['env_steps'] > 0 for r in peer)}/{len(peer)} | — "
                     f"| {cells(r['train_wall_s'] for r in peer)} | {cells((r['env_steps'] for r in peer), '{:,.0f}')} "
-                    f"| {cells((r['env_steps'] / r['train_wall_s'] for r in peer), '{:,.0f}')} |")
+                    f"| {cells((r['env_steps'] / r['train_wall_s'] for r in peer), '{:,.0f}')} "
+                    f"| {cells((r['process_wall_s'] for r in peer), '{:.1f}')} |")
     else:
-        head.append("| book REINFORCE, PyTorch (peer) | 1 | not run: no peers venv | | | | |")
+        head.append("| book REINFORCE, PyTorch (peer) | 1 | not run: no peers venv | | | | | |")
     for name, runs in (("tfpg gym `cartpole-reinforce`", rows["gym"]), (f"tfpg graph `{GRAPH}`", rows["graph"])):
         compile_cell = cells(r["compile_seconds"] for r in runs) if "compile_seconds" in runs[0] else "—"
         head.append(f"| {name} | 1 | {sum(r['solved'] for r in runs)}/{len(runs)} | {compile_cell} "
                     f"| {cells(r['train_seconds'] for r in runs)} | {cells((r['env_steps'] for r in runs), '{:,.0f}')} "
-                    f"| {cells((r['steps_per_s'] for r in runs), '{:,.0f}')} |")
+                    f"| {cells((r['steps_per_s'] for r in runs), '{:,.0f}')} "
+                    f"| {cells((r['process_wall_s'] for r in runs), '{:.1f}')} |")
     for k, run in multi.items():
         agents = run["per_agent"]
         solved = [a for a in agents if a["solved_env_steps"] > 0]
         head.append(f"| tfpg graph `{GRAPH} --num-seeds {k}` | {k} | {len(solved)}/{k} "
                     f"| {run['compile_seconds']:.1f} | {cells(a['solved_seconds'] for a in solved)} "
                     f"(all: {run['train_seconds']:.2f}) | {cells((a['solved_env_steps'] for a in solved), '{:,.0f}')} "
-                    f"| {run['steps_per_s']:,.0f} |")
+                    f"| {run['steps_per_s']:,.0f} | {run['process_wall_s']:.1f} |")
     return "\n".join(head)
 
 

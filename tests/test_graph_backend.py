@@ -32,6 +32,14 @@ def train(tmp_path, name, resume=False, export=False, **overrides):
     return trainer, result
 
 
+def scalar_tags(folder) -> set:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    return set(events.Tags()["tensors"])
+
+
 def weights(trainer, k=0):
     """Agent k's policy and critic weights as numpy arrays."""
     learner = trainer.learner
@@ -82,7 +90,10 @@ def test_each_agent_is_logged_and_exported_like_a_gymnasium_run(runs):
         folder = tmp / "runs" / "both" / f"seed_{seed}"
         assert json.loads((folder / "config.json").read_text())["seed"] == seed
         assert json.loads((folder / "summary.json").read_text())["env_steps"] == 2048
-        assert any(name.startswith("events.out.tfevents") for name in os.listdir(folder))
+        # the tags of a gymnasium run with a critic, exactly (no name-scope prefixes)
+        assert {"reward", "reward_100", "episodes", "length_100", "steps_per_second", "loss_policy", "loss_entropy",
+                "loss_total", "entropy", "kl", "kl_old", "grad_l2", "grad_max", "baseline", "batch_scales",
+                "returns_mean", "value_loss", "explained_variance"} <= scalar_tags(folder)
         loaded = tf.saved_model.load(str(tmp / "models" / "both" / f"seed_{seed}"))
         obs = np.random.default_rng(seed).normal(size=(64, 4)).astype(np.float32)
         both.learner.policy.load_agent(k)

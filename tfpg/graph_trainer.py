@@ -127,10 +127,15 @@ class GraphTrainer:
         """One graph call writes every agent's scalars (eager tf.summary.scalar costs ~0.2 ms a value, more than
         a whole iteration of CartPole at K = 1): values [len(names), K] -> agent k's writer; NaN is not written,
         as `RunLogger.scalars` does."""
+        from tensorboard.plugins.scalar import metadata as scalar_metadata
+
         writers = [agent.logger.writer for agent in self.agents]
+        # tf.summary.write, not tf.summary.scalar: inside tf.cond the latter would prefix the tag with "cond_7/".
+        meta = scalar_metadata.create_summary_metadata(display_name=None, description=None).SerializeToString()
 
         def write_one(name, value):
-            tf.cond(tf.math.is_nan(value), lambda: tf.constant(False), lambda: tf.summary.scalar(name, value))
+            tf.cond(tf.math.is_nan(value), lambda: tf.constant(False),
+                    lambda: tf.summary.write(name, value, metadata=meta))
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([len(names), len(writers)])],
                      autograph=False)
