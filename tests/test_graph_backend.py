@@ -71,6 +71,19 @@ def test_an_interrupted_and_resumed_run_continues_exactly(runs):
     assert both.progress.env_steps == resumed.progress.env_steps == 2048
 
 
+def test_a_seed_gives_the_same_start(tmp_path):
+    """Reproducibility: the start (every agent's weights, the env state, the keys) is a function of the seed;
+    the resume test above shows two separately compiled programs continuing bit for bit from one state."""
+    def start(name):
+        config = build_config("reinforce", "CartPole-v1", None, {**SMALL, "seed": 3, "num_seeds": 2, "run_name": name,
+                                                                 "logdir": str(tmp_path), "export": False})
+        trainer = GraphTrainer(REGISTRY["reinforce"], config, str(tmp_path / name), None)
+        return [*weights(trainer, 0), *weights(trainer, 1), *(v.numpy() for v in trainer.collector.trackables.values())]
+
+    for a, b in zip(start("a"), start("b"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_each_of_k_agents_trains_as_its_own_run(runs):
     """Agent 1 of --num-seeds 2 --seed 3 (seed 4) ends where --seed 4 ends alone: weights within float32
     round-off (one batched matmul over agents), the same episodes; its partner is another agent."""
