@@ -141,7 +141,7 @@ class Rollout(NamedTuple):
 
 
 class GraphCollector:
-    """K x N in-graph envs and their carried state in variables; `rollout(policy, keys)` runs T steps in-graph."""
+    """K x N in-graph envs and their carried state in variables; `rollout(policy, T)` runs T steps in-graph."""
 
     def __init__(self, env_id: str, num_agents: int, num_envs: int, agent_keys: list[tf.Tensor]):
         self.env = graph_envs.make(env_id)
