@@ -27,8 +27,22 @@ def check_run(config: RunConfig) -> tuple[str, str | None]:
 
     spaces = envs_lib.env_spaces(config.env_id)
     REGISTRY[config.algo].check_spaces(config, spaces)
+    check_backend(config)
     check_observations(config, spaces.observation_space)
     return prepare_paths(config)
+
+
+def check_backend(config: RunConfig) -> None:
+    """--backend graph: an env written as TensorFlow ops, and an algorithm (and options) that path implements."""
+    from tfpg.algos import REGISTRY
+
+    if config.backend == "graph":
+        from tfpg.graph_envs import GRAPH_ENVS
+
+        if config.env_id not in GRAPH_ENVS:
+            raise ConfigError(f"--backend graph needs an env written as TensorFlow ops ({', '.join(GRAPH_ENVS)}); "
+                              f"{config.env_id} is not one: use --backend gym")
+        REGISTRY[config.algo].check_graph_backend(config)
 
 
 def check_observations(config: RunConfig, observation_space: gym.Space) -> None:

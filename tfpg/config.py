@@ -18,6 +18,7 @@ from tfpg.options import check_fields, option, unknown_choice
 DEFAULT_ALGO = "reinforce"
 DEFAULT_ENV = "CartPole-v1"
 VECTOR_MODES = ("auto", "sync", "async", "vector_entry_point")
+BACKENDS = ("gym", "graph")
 
 
 @dataclass
@@ -53,6 +54,13 @@ class RunConfig:
                                 hparam=False)
     export_best: bool = option(False, "export the policy of the best greedy evaluation instead of the last one "
                                       "(needs --eval-every)")
+    backend: str = option("gym", "gym: gymnasium vector envs stepped from Python; graph: the env as TensorFlow ops "
+                                 "(tfpg.graph_envs) and each iteration (rollout + update) one XLA-compiled program",
+                          choices=BACKENDS)
+    num_seeds: int = option(1, "--backend graph: train K independent agents at once, seeds --seed ... --seed + K - 1, "
+                               "each logged in RUN_DIR/seed_<s> and exported to EXPORT_DIR/<run-name>/seed_<s>", low=1)
+    rollout_steps: int = option(64, "--backend graph: steps of each env per iteration (a fixed horizon T: an update "
+                                    "sees --num-envs x T transitions)", low=1)
 
     @classmethod
     def group_title(cls) -> str:
@@ -73,6 +81,9 @@ class RunConfig:
                               "steps, or pass --stop-on train")
         if self.export_best and not self.eval_every:
             raise ConfigError("--export-best needs evaluations to choose from: add --eval-every N")
+        if self.num_seeds > 1 and self.backend != "graph":
+            raise ConfigError(f"--num-seeds {self.num_seeds} trains agents side by side in one compiled program: add "
+                              "--backend graph, or run one seed at a time")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -259,4 +259,8 @@ def train(config: RunConfig, run_dir: str, export_path: str | None, resume: bool
     """Train the registered algorithm `config.algo` (`validated`: see `Trainer`)."""
     from tfpg.algos import REGISTRY
 
+    if config.backend == "graph":   # the env as TF ops, each iteration one compiled program (tfpg.graph_trainer)
+        from tfpg.graph_trainer import GraphTrainer
+
+        return GraphTrainer(REGISTRY[config.algo], config, run_dir, export_path, resume).run()
     return Trainer(REGISTRY[config.algo], config, run_dir, export_path, resume, validated).run()

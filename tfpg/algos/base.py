@@ -11,6 +11,7 @@ An algorithm is one class in one module:
 
         def __init__(self, config, spaces, stepper): ...  # build networks, optimizers, collector
         def iteration(self) -> Iteration: ...             # collect -> learn -> metrics, once
+        # --backend graph (optional): check_graph_backend(config) and graph_learner(...), see tfpg.graph_trainer
         # checkpoint content: trackables() (TF objects) and state()/load_state() (numpy arrays)
         # self.policy: what is evaluated and exported (see tfpg.export)
 
@@ -74,6 +75,12 @@ class Algorithm:
             names = " or ".join(a.__name__ for a in cls.action_spaces)
             raise ConfigError(f"--algo {cls.name} needs a {names} action space, but {config.env_id} has "
                               f"{spaces.action_space}; pick another env")
+
+    @classmethod
+    def check_graph_backend(cls, config: RunConfig) -> None:
+        """Refuse --backend graph (ConfigError, one line) unless this algorithm has a `graph_learner`
+        (see `tfpg.graph_trainer`) that implements the options of `config`."""
+        raise ConfigError(f"--backend graph is not implemented for --algo {cls.name}; use --backend gym")
 
     def iteration(self) -> Iteration:
         raise NotImplementedError

@@ -135,6 +135,14 @@ PRESETS = (
                 returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
                 activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
                 steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False), default=True),
+    Preset("cartpole-reinforce-graph", "reinforce",
+           "REINFORCE on CartPole-v1 with --backend graph: 64 in-graph envs x 64-step rollouts, each iteration one "
+           "XLA program; reward-to-go cut at the rollout's end, standardised",
+           "tfpg's own tuning (benchmarks/graph_cartpole.py, README in-graph results)",
+           dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, hidden=(64,), lr=0.02, gamma=0.99,
+                episodes_per_update=4, returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
+                activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
+                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False)),
     Preset("book-cartpole-reinforce", "reinforce",
            "the book's REINFORCE: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
            f"{BOOK}, script Chapter11/02_cartpole_reinforce.py",
@@ -377,6 +385,17 @@ class Reinforce(Algorithm):
         if is_image_space(spaces.observation_space) and config.normalize_obs:
             raise ConfigError("--normalize-obs is for flat observations; frames are scaled to [0, 1] inside the network")
 
+    @classmethod
+    def check_graph_backend(cls, config: ReinforceConfig) -> None:
+        refusal = graph_refusal(config)
+        if refusal:
+            raise ConfigError(refusal)
+
+    @classmethod
+    def graph_learner(cls, config: ReinforceConfig, spaces, template, seeds: list[int]) -> GraphReinforce:
+        """The learner `tfpg.graph_trainer` runs for --backend graph: K agents with seeds `seeds`."""
+        return GraphReinforce(config, spaces, template, seeds)
+
     def __init__(self, config: ReinforceConfig, spaces, stepper):
         self.config = config
         self.stepper = stepper
@@ -543,3 +562,164 @@ class Reinforce(Algorithm):
             metrics["grad_var"] = gradient_variance(self.flat_gradient, batch.observations, batch.actions,
                                                     advantages, batch.groups)
         return metrics
+
+
+# --- the graph backend (--backend graph): fixed-horizon rollouts of K stacked agents -------------------------
+def graph_refusal(config: ReinforceConfig) -> str | None:
+    """The first option `--backend graph` does not implement for REINFORCE, as a one-line refusal; None if all are.
+
+    Implemented: --returns reward_to_go / lambda, --baseline none / critic, --update batch, --normalize,
+    --entropy-beta, --grad-clip, --critic-*, both policies. The batch is --num-envs x --rollout-steps
+    transitions (--episodes-per-update and --steps-per-update are for --backend gym)."""
+    unsupported = (
+        (config.returns not in ("reward_to_go", "lambda"), f"--returns {config.returns}", "--returns reward_to_go or lambda"),
+        (config.baseline not in ("none", "critic"), f"--baseline {config.baseline}", "--baseline none or critic"),
+        (config.update != "batch", f"--update {config.update}", "--update batch"),
+        (config.reuse_epochs != 1, "--reuse-epochs", "--reuse-epochs 1"),
+        (config.normalize_obs, "--normalize-obs", "--normalize-obs false"),
+        (bool(config.std_ceiling), "--std-ceiling", "--std-ceiling 0"),
+        (bool(config.log_std_lr), "--log-std-lr", "--log-std-lr 0"),
+        (bool(config.target_kl) or config.kl_adaptive_lr, "--target-kl / --kl-adaptive-lr", "drop them"),
+        (bool(config.grad_var_every), "--grad-var-every", "--grad-var-every 0"),
+    )
+    for refused, flag, fix in unsupported:
+        if refused:
+            return f"--backend graph does not implement {flag} for --algo reinforce; use {fix}, or --backend gym"
+    return None
+
+
+def per_agent_gradient_stats(grads) -> dict:
+    """gradient_stats for each agent k of stacked gradients g_v [K, ...]: grad_l2 [K], grad_max [K], and the
+    global norm ||g[k]||_2 [K] that --grad-clip bounds."""
+    axes = [list(range(1, g.shape.rank)) for g in grads]
+    rms = [tf.sqrt(tf.reduce_mean(tf.square(g), axis=a)) for g, a in zip(grads, axes)]
+    return {"grad_l2": tf.add_n(rms) / len(rms),
+            "grad_max": tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(g), axis=a) for g, a in zip(grads, axes)]), 0),
+            "norm": tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=a) for g, a in zip(grads, axes)]))}
+
+
+def clip_per_agent(grads, norms, clip: float):
+    """tf.clip_by_global_norm for each agent: g[k] * clip / max(||g[k]||, clip)."""
+    scale = clip / tf.maximum(norms, clip)
+    return [g * tf.reshape(scale, [-1] + [1] * (g.shape.rank - 1)) for g in grads]
+
+
+class GraphReinforce:
+    """The REINFORCE learner of the graph backend, for K agents with stacked weights (`tfpg.graph_backend`).
+
+    On a rollout [T, K, N]: V from the critic (fitted on earlier batches; 0 without one), then
+        (A, G) = fixed_horizon_advantages(r, V, ..., lambda)   lambda = 1 for reward_to_go, --gae-lambda for lambda
+    an episode still running at the end of the rollout bootstraps with gamma^j V(s_T) (nothing without a
+    critic: its reward-to-go is cut there), a time-limit end with V(final obs). A = G - V, standardised per
+    agent with --normalize; one Adam step on sum_k loss_total_k (each agent's gradient is its own), clipped
+    per agent; then --critic-epochs steps of 0.5 mean (V - G)^2.
+    """
+
+    def __init__(self, config: ReinforceConfig, spaces, template, seeds: list[int]):
+        from tfpg.graph_backend import StackedMLP, StackedPolicy
+        from tfpg.networks import mlp, torso_for
+
+        self.config = config
+        models, critics = [], []
+        for seed in seeds:   # the models a --backend gym run with this seed starts from, in the same order
+            keras.utils.set_random_seed(seed)
+            models.append(torso_for(spaces.observation_space, config.hidden, template.output_dim(spaces.action_space),
+                                    name="policy", output_scale=0.01, activation=config.activation))
+            if config.baseline == "critic":
+                critics.append(mlp(int(spaces.observation_space.shape[0]), config.critic_hidden, 1, name="critic"))
+        log_stds = None if template.kind != "gaussian" else [template.log_std.numpy()] * len(seeds)
+        self.policy = StackedPolicy(template, models, log_stds)
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
+        self.optimizer.build(self.policy.variables)
+        self.critic = StackedMLP(critics, "critic") if critics else None
+        if self.critic is not None:
+            self.critic_optimizer = keras.optimizers.Adam(learning_rate=config.critic_lr)
+            self.critic_optimizer.build(self.critic.variables)
+
+    @property
+    def trackables(self) -> dict:
+        extra = {} if self.critic is None else {"critic": self.critic.variables,
+                                                 "critic_optimizer": self.critic_optimizer}
+        return {"policy": self.policy.variables, "optimizer": self.optimizer, **extra}
+
+    def values(self, obs):
+        """V(s) for time-major observations [T, K, N, obs] (or [K, N, obs]); zeros without a critic."""
+        if self.critic is None:
+            return tf.zeros(tf.shape(obs)[:-1])
+        if obs.shape.rank == 3:
+            return self.critic(obs)[..., 0]
+        t, k, n = tf.unstack(tf.shape(obs)[:3])
+        flat = tf.reshape(tf.transpose(obs, [1, 0, 2, 3]), [k, t * n, -1])
+        return tf.transpose(tf.reshape(self.critic(flat)[..., 0], [k, t, n]), [1, 0, 2])
+
+    def learn(self, rollout) -> tuple[dict, tf.Tensor]:
+        """One update of every agent on its rollout: ({metric: [K]}, whether the step was applied)."""
+        from tfpg.graph_backend import agent_major, fixed_horizon_advantages
+
+        config = self.config
+        values = self.values(rollout.obs)
+        lam = config.gae_lambda if config.returns == "lambda" else 1.0
+        advantages, returns = fixed_horizon_advantages(
+            rollout.rewards, values, rollout.terminated, rollout.truncated, self.values(rollout.final_obs),
+            self.values(rollout.last_obs), config.gamma, lam)
+        advantages, returns, values = agent_major(advantages), agent_major(returns), agent_major(values)
+        if config.normalize:
+            mean, var = tf.nn.moments(advantages, axes=[1], keepdims=True)
+            advantages = (advantages - mean) / (tf.sqrt(var) + 1e-8)
+        obs, actions = agent_major(rollout.obs), agent_major(rollout.actions)
+        metrics, finite = self._policy_step(obs, actions, advantages)
+        metrics.update(baseline=tf.reduce_mean(values, 1), batch_scales=tf.reduce_mean(advantages, 1),
+                       batch_scales_std=tf.math.reduce_std(advantages, 1), returns_mean=tf.reduce_mean(returns, 1))
+        if self.critic is not None:
+            metrics.update(self._critic_steps(obs, returns, values))
+        return metrics, finite
+
+    def _policy_step(self, obs, actions, advantages):
+        policy, config = self.policy, self.config
+        variables = policy.variables
+        with tf.GradientTape() as tape:
+            params = policy.params(obs)
+            dist = policy.distribution(params)
+            log_probs = dist.log_prob(actions)
+            entropy = tf.reduce_mean(dist.entropy(), 1)
+            loss_policy = -tf.reduce_mean(advantages * log_probs, 1)
+            loss_entropy = -config.entropy_beta * entropy
+            loss_total = loss_policy + loss_entropy
+            summed = tf.reduce_sum(loss_total)   # d summed / d theta_k = d loss_total_k / d theta_k
+        grads = tape.gradient(summed, variables)
+        stats = per_agent_gradient_stats(grads)
+        if config.grad_clip > 0:
+            grads = clip_per_agent(grads, stats["norm"], config.grad_clip)
+        # A NaN/inf step would destroy the weights and Adam's moments: skip it (for all agents: one Adam).
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [loss_total, *grads]])
+
+        def apply():
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return tf.constant(True)
+
+        finite = tf.cond(finite, apply, lambda: tf.constant(False))
+        before = policy.distribution(tf.nest.map_structure(tf.stop_gradient, params))
+        after = policy.distribution(policy.params(obs))
+        metrics = {"loss_policy": loss_policy, "loss_entropy": loss_entropy, "loss_total": loss_total,
+                   "entropy": entropy, "kl": tf.reduce_mean(tfd.kl_divergence(before, after), 1),
+                   "kl_old": tf.reduce_mean(tf.stop_gradient(log_probs) - after.log_prob(actions), 1),
+                   "ratio_mean": tf.ones_like(entropy), "grad_l2": stats["grad_l2"], "grad_max": stats["grad_max"]}
+        if policy.log_std is not None:
+            metrics.update({f"policy/std_{d}": tf.exp(policy.log_std[:, d]) for d in range(policy.log_std.shape[1])})
+        return metrics, finite
+
+    def _critic_steps(self, obs, returns, values) -> dict:
+        """--critic-epochs Adam steps on 0.5 mean_t (V(s_t) - G_t)^2 per agent; the loss of the first, and the
+        explained variance 1 - Var(G - V) / Var(G) of the values used for this batch."""
+        losses = []
+        for _ in range(self.config.critic_epochs):
+            with tf.GradientTape() as tape:
+                loss = 0.5 * tf.reduce_mean(tf.square(self.critic(obs)[..., 0] - returns), 1)
+                summed = tf.reduce_sum(loss)
+            grads = tape.gradient(summed, self.critic.variables)
+            self.critic_optimizer.apply_gradients(zip(grads, self.critic.variables))
+            losses.append(loss)
+        var_returns = tf.math.reduce_variance(returns, 1)
+        explained = 1.0 - tf.math.reduce_variance(returns - values, 1) / var_returns
+        return {"value_loss": losses[0],
+                "explained_variance": tf.where(var_returns > 0, explained, float("nan"))}
