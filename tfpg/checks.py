@@ -22,6 +22,9 @@ def check_run(config: RunConfig) -> tuple[str, str | None]:
 
     spaces = envs_lib.env_spaces(config.env_id)
     REGISTRY[config.algo].check_spaces(config, spaces)
+    if config.workers and not REGISTRY[config.algo].distributable:
+        raise ConfigError(f"--algo {config.algo} does not collect through a collector that rollout workers can run; "
+                          "drop --workers")
     check_observations(config, spaces.observation_space)
     return prepare_paths(config)
 
@@ -77,7 +80,7 @@ def prepare_paths(config: RunConfig) -> tuple[str, str | None]:
 
 
 # Flags that may be given with --resume: they change how the run continues, not what it is.
-RESUMABLE = ("total_steps", "progress")
+RESUMABLE = ("total_steps", "progress", "ray_address", "ray_num_cpus")
 
 
 def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str | None,
