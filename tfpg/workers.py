@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 import signal
 import time
 import types
@@ -124,16 +125,25 @@ def require_ray():
 
 
 def start_ray(config) -> bool:
-    """Join --ray-address, or start a local Ray instance (no dashboard); True when this run started it."""
+    """Join --ray-address, or start a local Ray instance (no dashboard); True when this run started it.
+
+    ray.init draws from Python's global `random`, which Keras's unseeded initializers also draw from
+    after the trainer seeded it: its state is put back, so a run's weights do not depend on whether
+    this process connected to Ray itself."""
     ray = require_ray()
     if ray.is_initialized():   # e.g. a test session that already holds one
         return False
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
-    if config.ray_address is not None:
-        ray.init(address=config.ray_address, **quiet)
-        return False
-    ray.init(num_cpus=config.ray_num_cpus or None, include_dashboard=False, **quiet)
-    return True
+    state = random.getstate(), np.random.get_state()
+    try:
+        if config.ray_address is not None:
+            ray.init(address=config.ray_address, **quiet)
+            return False
+        ray.init(num_cpus=config.ray_num_cpus or None, include_dashboard=False, **quiet)
+        return True
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
 
 
 class PooledStepper:
@@ -310,10 +320,10 @@ class WorkerPool:
     def close(self) -> None:
         """Stop the workers (and the queue); shut Ray down if this run started it."""
         ray = require_ray()
-        if self.collector is not None:
-            self.collector.close()
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
+        if self.collector is not None:
+            self.collector.close()
         if self.started_ray:
             ray.shutdown()
 
@@ -413,4 +423,11 @@ class StreamingCollector:
             self.queue.get_nowait()
 
     def close(self) -> None:
+        """After the workers were killed: collect their stream calls' errors (else Ray reports them), drop the queue."""
+        ray = require_ray()
+        for ref in self.in_flight.values():
+            try:
+                ray.get(ref)
+            except Exception:   # killed while stepping or blocked on the full queue
+                pass
         self.queue.shutdown(force=True)
