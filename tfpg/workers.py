@@ -125,7 +125,8 @@ def require_ray():
 
 
 def start_ray(config) -> bool:
-    """Join --ray-address, or start a local Ray instance (no dashboard); True when this run started it.
+    """Join --ray-address, or start a local Ray instance (no dashboard); True when this run connected (then
+    `ray.shutdown()` at its end stops the local instance, or leaves the cluster running and disconnects).
 
     ray.init draws from Python's global `random`, which Keras's unseeded initializers also draw from
     after the trainer seeded it: its state is put back, so a run's weights do not depend on whether
@@ -138,8 +139,8 @@ def start_ray(config) -> bool:
     try:
         if config.ray_address is not None:
             ray.init(address=config.ray_address, **quiet)
-            return False
-        ray.init(num_cpus=config.ray_num_cpus or None, include_dashboard=False, **quiet)
+        else:
+            ray.init(num_cpus=config.ray_num_cpus or None, include_dashboard=False, **quiet)
         return True
     finally:
         random.setstate(state[0])
@@ -186,11 +187,11 @@ class WorkerPool:
     def __init__(self, config, spaces: envs_lib.EnvSpaces, on_episode):
         ray = require_ray()
         self.config = config
-        self.started_ray = start_ray(config)
+        self.connected = start_ray(config)
         try:
             self._start_actors(ray, config, spaces, on_episode)
         except BaseException:
-            if self.started_ray:
+            if self.connected:
                 ray.shutdown()
             raise
 
@@ -318,13 +319,13 @@ class WorkerPool:
                 "nodes": [p["node"] for p in self.placement], "broadcast_bytes": self.broadcast_bytes}
 
     def close(self) -> None:
-        """Stop the workers (and the queue); shut Ray down if this run started it."""
+        """Stop the workers (and the queue); disconnect from Ray if this run connected (a local instance stops)."""
         ray = require_ray()
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         if self.collector is not None:
             self.collector.close()
-        if self.started_ray:
+        if self.connected:
             ray.shutdown()
 
 
