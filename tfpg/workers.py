@@ -296,9 +296,16 @@ class WorkerPool:
     def reseed(self, seed: int) -> None:
         """After a checkpoint (and on resume): worker i restarts its envs and acting from worker_seed(seed, i)."""
         ray = require_ray()
+        from ray.exceptions import RayActorError
+
         if self.collector is not None:
             self.collector.drain()
-        ray.get([actor.reseed.remote(worker_seed(seed, i)) for i, actor in enumerate(self.actors)])
+        refs = [actor.reseed.remote(worker_seed(seed, i)) for i, actor in enumerate(self.actors)]
+        for i, ref in enumerate(refs):
+            try:
+                ray.get(ref)
+            except RayActorError:   # died meanwhile: its replacement gets a fresh seed like any restart
+                self.recover(i)
 
     # --- reporting and the end --------------------------------------------------------------------
     def metrics(self) -> dict:
