@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_cli, run_tensorflow_only
+from conftest import ROOT, run_tensorflow_only
 
 ray = pytest.importorskip("ray")
 
@@ -162,7 +162,16 @@ def test_dqn_workers_fill_the_replay_with_as_many_transitions_as_env_steps(tmp_p
     assert result.episodes > 50 and np.isfinite(result.reward_100)
 
 
-def test_resume_after_sigkill_of_the_learner_with_workers(tmp_path, two_worker_reference, ray_address):
+def _resume(run_dir):
+    """What `train.py --resume RUN_DIR` does, in this process."""
+    from tfpg.checks import check_resume
+    from tfpg.trainer import train
+
+    config, run_dir, export_path = check_resume(str(run_dir), None, None, None, {})
+    return train(config, run_dir, export_path, resume=True)
+
+
+def test_resume_after_sigkill_of_the_learner_with_workers(tmp_path, monkeypatch, two_worker_reference, ray_address):
     reference_dir, reference = two_worker_reference
     flags = ["--num-envs", "4", "--hidden", "16", "--episodes-per-update", "4", "--lr", "0.01", "--seed", "3",
              "--workers", "2", "--envs-per-worker", "2", "--checkpoint-every", "1000", "--total-steps", "3000",
@@ -175,11 +184,11 @@ def test_resume_after_sigkill_of_the_learner_with_workers(tmp_path, two_worker_r
             break
     learner.send_signal(signal.SIGKILL)
     learner.wait()
-    done = run_cli(["--resume", "runs/k", "--no-progress"], cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads((tmp_path / "runs" / "k" / "summary.json").read_text())
-    assert (summary["env_steps"], summary["episodes"]) == (reference.env_steps, reference.episodes)
-    assert summary["reward_100"] == pytest.approx(reference.reward_100, abs=1e-9)
+    # resumed here (this process is already connected to the same Ray instance), to the same budget
+    monkeypatch.chdir(tmp_path)   # the saved config's --logdir and --export-dir are relative
+    resumed = _resume(tmp_path / "runs" / "k")
+    assert (resumed.env_steps, resumed.episodes) == (reference.env_steps, reference.episodes)
+    assert resumed.reward_100 == pytest.approx(reference.reward_100, abs=1e-9)
     obs = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
     np.testing.assert_allclose(_logits(tmp_path / "saved_models" / "k", obs),
                                _logits(reference_dir / "models" / "ref", obs), rtol=1e-5, atol=1e-6)
