@@ -1,6 +1,6 @@
 """Rollout workers on Ray against the in-process collector: env steps/s, the learner's share, bytes per update.
 
-    nice -n 19 python benchmarks/ray_workers.py [--cartpole-steps 60000] [--pong-steps 4000] [--readme]
+    nice -n 19 python benchmarks/ray_workers.py [--cartpole-steps 300000] [--pong-steps 4000] [--readme]
 
 Each case trains a real run (the trainer, the algorithm, TensorBoard) in this process on one local
 Ray instance with 2 CPUs started once beforehand, so Ray's and the actors' start-up are not timed
@@ -71,14 +71,17 @@ def measure(preset_name: str, workers: int, total_steps: int) -> dict:
             "weights_bytes": weights, "batch_bytes": timed["bytes"]}
 
 
+def size(num_bytes: int) -> str:
+    return f"{num_bytes / 1e6:.2f} MB" if num_bytes >= 100_000 else f"{num_bytes / 1e3:.1f} kB"
+
+
 def table(results: dict, load: str) -> str:
     lines = ["| env (preset) | collector | collect env steps/s | train env steps/s | learner share | "
              "bytes per update (weights + batch) |", "|---|---|---:|---:|---:|---:|"]
     for env_id, rows in results.items():
         for r in rows:
             who = "in process" if r["workers"] == 0 else f"{r['workers']} Ray worker{'s' * (r['workers'] > 1)}"
-            moved = (f"{r['weights_bytes'] / 1e6:.2f} MB + {r['batch_bytes'] / 1e6:.2f} MB" if r["workers"]
-                     else "–")
+            moved = f"{size(r['weights_bytes'])} + {size(r['batch_bytes'])}" if r["workers"] else "–"
             lines.append(f"| {env_id} ({CASES[env_id]}) | {who} | {r['collect_steps_per_s']:,.0f} | "
                          f"{r['train_steps_per_s']:,.0f} | {100 * r['learner_share']:.0f} % | {moved} |")
     m = machine()
@@ -90,7 +93,7 @@ def table(results: dict, load: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cartpole-steps", type=int, default=60_000)
+    p.add_argument("--cartpole-steps", type=int, default=300_000)
     p.add_argument("--pong-steps", type=int, default=4_000)
     p.add_argument("--readme", action="store_true", help="write the README table and results/ray_workers.json")
     args = p.parse_args()
