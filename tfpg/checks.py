@@ -28,6 +28,12 @@ def check_run(config: RunConfig) -> tuple[str, str | None]:
     spaces = envs_lib.env_spaces(config.env_id)
     REGISTRY[config.algo].check_spaces(config, spaces)
     check_backend(config)
+    if config.workers and not REGISTRY[config.algo].distributable:
+        raise ConfigError(f"--algo {config.algo} does not collect through a collector that rollout workers can run; "
+                          "drop --workers")
+    if config.workers and config.backend == "graph":
+        raise ConfigError("--backend graph steps its envs inside one compiled program, not on Ray workers: drop "
+                          "--workers or --backend graph")
     check_observations(config, spaces.observation_space)
     return prepare_paths(config)
 
@@ -96,7 +102,7 @@ def prepare_paths(config: RunConfig) -> tuple[str, str | None]:
 
 
 # Flags that may be given with --resume: they change how the run continues, not what it is.
-RESUMABLE = ("total_steps", "progress")
+RESUMABLE = ("total_steps", "progress", "ray_address", "ray_num_cpus")
 
 
 def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str | None,

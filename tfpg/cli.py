@@ -37,7 +37,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help="named preset; see --list-presets (default: the env's preset)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (runs/<run-name>) from its latest checkpoint with its saved "
-                        "configuration; only --total-steps and --no-progress may be given with it")
+                        "configuration; only --total-steps, --no-progress, --ray-address and --ray-num-cpus may be given "
+                        "with it")
     add_arguments(p, algos.config_classes(), skip=("algo",))
     return p
 

@@ -61,6 +61,12 @@ class RunConfig:
                                "each logged in RUN_DIR/seed_<s> and exported to EXPORT_DIR/<run-name>/seed_<s>", low=1)
     rollout_steps: int = option(64, "--backend graph: steps of each env per iteration (a fixed horizon T: an update "
                                     "sees --num-envs x T transitions)", low=1)
+    workers: int = option(0, "collect on N Ray actors, each with its own envs and a CPU copy of the policy (needs "
+                             "pip install -e \".[ray]\"); 0 = in this process", low=0)
+    envs_per_worker: int = option(0, "envs stepped together in each worker; 0 = --num-envs", low=0)
+    ray_address: str | None = option(None, "join a running Ray cluster: auto, or the HOST:PORT `ray start --head` "
+                                           "printed; unset: start a local Ray instance for the run", hparam=False)
+    ray_num_cpus: int = option(0, "CPUs of the local Ray instance; 0 = the machine's", low=0, hparam=False)
 
     @classmethod
     def group_title(cls) -> str:
@@ -84,6 +90,23 @@ class RunConfig:
         if self.num_seeds > 1 and self.backend != "graph":
             raise ConfigError(f"--num-seeds {self.num_seeds} trains agents side by side in one compiled program: add "
                               "--backend graph, or run one seed at a time")
+        self._check_workers()
+
+    def _check_workers(self) -> None:
+        import importlib.util
+
+        if not self.workers:
+            given = [flag for flag, value in (("--envs-per-worker", self.envs_per_worker),
+                                              ("--ray-address", self.ray_address),
+                                              ("--ray-num-cpus", self.ray_num_cpus)) if value]
+            if given:
+                raise ConfigError(f"{given[0]} applies to Ray rollout workers: add --workers N")
+            return
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError('--workers needs Ray, an optional extra: pip install -e ".[ray]"')
+        if self.ray_address is not None and self.ray_num_cpus:
+            raise ConfigError("--ray-num-cpus sizes the local Ray instance; a cluster joined with --ray-address "
+                              "has its own CPUs: drop one of the two")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

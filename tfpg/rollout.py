@@ -3,13 +3,25 @@
 EpisodeCollector hands back complete episodes (REINFORCE); NStepCollector hands back transitions
 with n-step targets as soon as their window is complete (the book's vanilla PG);
 FixedHorizonCollector hands back T vector steps of N envs as (T, N) arrays, episodes cut anywhere
-(A2C, PPO, TRPO). Replay-based methods (DQN) take the stepper's transitions directly.
+(A2C, PPO, TRPO);
+TransitionCollector hands back the plain transitions of some vector steps (replay-based methods).
+
+The same collectors run on Ray rollout workers (`tfpg.workers`): each worker runs the
+algorithm's kind of collector on its own envs. What that needs of a collector class:
+  split_request(request, workers) -> the request each worker serves (e.g. ceil(episodes / N) each)
+  its batch class's concatenate(batches) -> one batch of the workers' batches, in worker order
+  streams (class attribute) -> True: its batches go to the learner through a queue as they are
+                               made (replay); False: the learner waits for every worker (on-policy)
+A fixed-horizon collector (T vector steps of every env, for PPO/A2C/TRPO) plugs in with
+split_request returning the request unchanged and concatenate joining along the env axis.
 
 `act(observations)` returns the actions to store and score; `to_env(actions)` what the envs
 receive (e.g. a Gaussian sample clipped into the action bounds; the stored actions stay unclipped).
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +31,16 @@ from tfpg.returns import n_step_targets
 from tfpg.stepping import Step, VecStepper
 
 Act = Callable[[np.ndarray], np.ndarray]
+
+
+def share_counts(request: dict, workers: int) -> dict:
+    """Each worker's part of a request of counts: ceil(count / workers), so the workers together serve it."""
+    return {key: math.ceil(value / workers) for key, value in request.items()}
+
+
+def concatenate_rows(cls, batches: list):
+    """One batch of class `cls` whose every field is the fields of `batches` joined along the first axis."""
+    return cls(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in dataclasses.fields(cls)})
 
 
 def _step(stepper: VecStepper, act: Act, to_env: Act | None) -> Step:
@@ -49,6 +71,10 @@ class EpisodeBatch:
         """Undiscounted sum of rewards per episode."""
         return np.add.reduceat(self.rewards, np.r_[0, np.cumsum(self.lengths)[:-1]]).astype(np.float64)
 
+    @classmethod
+    def concatenate(cls, batches: list[EpisodeBatch]) -> EpisodeBatch:
+        return concatenate_rows(cls, batches)
+
 
 class EpisodeCollector:
     """Hands back complete episodes.
@@ -57,6 +83,9 @@ class EpisodeCollector:
     Episodes still running when `collect` returns carry on into the next call (they continue
     under the updated policy, a small, usual staleness); a restart of the stepper drops them.
     """
+
+    streams = False
+    split_request = staticmethod(share_counts)
 
     def __init__(self, stepper: VecStepper, act: Act, to_env: Act | None = None, capacity: int = 256):
         self.stepper, self.act, self.to_env = stepper, act, to_env
@@ -128,6 +157,10 @@ class NStepBatch:
     def num_steps(self) -> int:
         return len(self.actions)
 
+    @classmethod
+    def concatenate(cls, batches: list[NStepBatch]) -> NStepBatch:
+        return concatenate_rows(cls, batches)
+
 
 class NStepCollector:
     """Hands back transitions whose n-step window is complete.
@@ -137,6 +170,9 @@ class NStepCollector:
     transition is handed out exactly once and no episode has to finish first. Autoreset rows are
     not transitions and are dropped.
     """
+
+    streams = False
+    split_request = staticmethod(share_counts)
 
     def __init__(self, stepper: VecStepper, act: Act, n: int, gamma: float, to_env: Act | None = None):
         self.stepper, self.act, self.n, self.gamma, self.to_env = stepper, act, n, gamma, to_env
@@ -242,3 +278,39 @@ class FixedHorizonCollector:
             r.live[t] = step.live
         r.last_observations[:] = self.stepper.observations
         return r
+
+
+@dataclass
+class Transitions:
+    """The live transitions of `vector_steps` consecutive vector steps, in time order (see `Step.transitions`)."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    env_ids: np.ndarray             # which sub-env each came from
+    vector_steps: int = 1
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a replay buffer's add() takes."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "vector_steps"}
+
+
+class TransitionCollector:
+    """Hands back the transitions of `vector_steps` vector steps; `act(observations, **request)`, e.g.
+    an epsilon-greedy policy given `epsilon`. On workers its batches stream to the learner's replay."""
+
+    streams = True
+
+    def __init__(self, stepper: VecStepper, act: Callable[..., np.ndarray]):
+        self.stepper, self.act = stepper, act
+
+    def collect(self, vector_steps: int = 1, **request) -> Transitions:
+        steps = [self.stepper.step(self.act(self.stepper.observations, **request)).transitions()
+                 for _ in range(vector_steps)]
+        if vector_steps == 1:
+            return Transitions(**steps[0])
+        return Transitions(**{key: np.concatenate([s[key] for s in steps]) for key in steps[0]},
+                           vector_steps=vector_steps)

@@ -1,6 +1,7 @@
 """The trainer: everything around an algorithm's maths, written once for every algorithm.
 
-    seed -> envs + stepping core -> algorithm -> evaluator, checkpoint (-> resume, checked before) -> logger
+    seed -> envs + stepping core (or Ray rollout workers) -> algorithm -> evaluator, checkpoint (-> resume,
+    checked before) -> logger
     loop:  iteration = algorithm.iteration()          collect -> learn -> metrics
            non-finite guard · evaluation when due · log · checkpoint when due (envs re-seeded)
            stop on the budget, the stop test, or SIGINT/SIGTERM
@@ -11,6 +12,10 @@ Checkpoint content is declared once: the trainer's `Progress`, the `EpisodeStats
 and `state()`. Env internals cannot be saved generically, so a checkpoint ends the running
 episodes and re-seeds the envs with `env_reset_seed(seed, env_steps)`; a resumed run does the
 same at the same point and continues exactly as the uninterrupted one.
+
+With --workers the envs live on Ray actors (`tfpg.workers`): the stepper here only counts what
+they hand back and passes re-seeding on to them, and the algorithm's collector is replaced by a
+stand-in that collects on the workers; the loop above does not change.
 """
 from __future__ import annotations
 
@@ -89,9 +94,12 @@ class Trainer:
         self._seconds_before = 0.0          # training time of the processes before a resume
         self.spaces = envs_lib.env_spaces(config.env_id)
         self.stats = EpisodeStats()
-        self.envs = envs_lib.make_train_envs(config)
-        self.stepper = VecStepper(self.envs, config.env_id, on_episode=self.stats.add)
-        self.algo = algorithm(config, self.spaces, self.stepper)
+        self.envs = self.workers = None
+        try:
+            self._build_experience(algorithm)
+        except BaseException:
+            self._close_experience()
+            raise
         self.progress = Progress(next_checkpoint=config.checkpoint_every)
         self.evaluator = Evaluator(config, self.algo.policy.greedy_numpy, lambda: snapshot_variables(self.algo.policy),
                                    lambda steps, values: self.logger.scalars(steps, values))
@@ -102,6 +110,27 @@ class Trainer:
         self.logger = RunLogger(run_dir, config.to_dict(), config.total_steps, progress=config.progress,
                                 append=resume, hparams=config.hparams(),
                                 metrics=("reward_100", "eval/reward", algorithm.loss_metric))
+
+    def _build_experience(self, algorithm: type[Algorithm]) -> None:
+        """Envs + stepping core in this process, or Ray rollout workers (`tfpg.workers`) with --workers."""
+        config = self.config
+        if config.workers:
+            from tfpg.workers import WorkerPool
+
+            self.workers = WorkerPool(config, self.spaces, self.stats.add)
+            self.stepper = self.workers.stepper
+        else:
+            self.envs = envs_lib.make_train_envs(config)
+            self.stepper = VecStepper(self.envs, config.env_id, on_episode=self.stats.add)
+        self.algo = algorithm(config, self.spaces, self.stepper)
+        if self.workers is not None:
+            self.workers.attach(self.algo)
+
+    def _close_experience(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+        if self.workers is not None:
+            self.workers.close()
 
     # --- checkpoint content, declared once ---------------------------------------------------
     def _parts(self) -> dict:
@@ -168,7 +197,7 @@ class Trainer:
                 self.evaluator.close()
                 raise
             finally:
-                self.envs.close()
+                self._close_experience()
             return self._finish()
 
     def _after_iteration(self, iteration: Iteration) -> None:
@@ -179,6 +208,8 @@ class Trainer:
             self._log(steps, iteration)
         if iteration.updated:
             self.progress.updates += 1
+            if self.workers is not None:
+                self.workers.policy_updated()
             self._checkpoint_if_due()
 
     def _log(self, steps: int, iteration: Iteration) -> None:
@@ -188,6 +219,7 @@ class Trainer:
                                     "episodes": self.stats.episodes, "length_100": self.stats.length_100,
                                     "steps_per_second": steps_per_s,
                                     "nonfinite_updates": self.progress.nonfinite_updates,
+                                    **(self.workers.metrics() if self.workers is not None else {}),
                                     **(iteration.metrics() if callable(iteration.metrics) else iteration.metrics)})
         if iteration.histograms:
             self.logger.histograms(steps, iteration.histograms)
@@ -227,7 +259,8 @@ class Trainer:
                 raise SaveError(f"{e}; {self._resume_advice()}") from e
         write_json_atomically(os.path.join(self.run_dir, "summary.json"), {
             **result.__dict__, "steps_per_s": result.steps_per_s, "updates": self.progress.updates,
-            "nonfinite_updates": self.progress.nonfinite_updates})
+            "nonfinite_updates": self.progress.nonfinite_updates,
+            **({"workers": self.workers.summary()} if self.workers is not None else {})})
         return result
 
     def _resume_advice(self) -> str:

@@ -23,6 +23,13 @@ Experience comes from `stepper` (`tfpg.stepping.VecStepper`): the trainer's vect
 NEXT_STEP autoreset handled once. Collectors (`tfpg.rollout`) build episodes or n-step windows on
 it; `stepper.env_steps` counts real transitions. After a checkpoint the trainer re-seeds the
 envs through the stepper, and collectors drop what they held of the cut episodes.
+
+Rollout workers (--workers N, `tfpg.workers`) need nothing Ray-specific from an algorithm. One
+that sets `distributable = True` collects only through `self.collector` (a `tfpg.rollout`
+collector). The trainer then builds it on a stepper that only counts (the envs live on the
+workers) and puts a stand-in with the same `collect(...)` and batch type in place of its
+collector; each worker builds `actor(config, spaces, stepper)` on its own envs, whose `policy`
+variables the learner broadcasts before collecting and whose `reseed(seed)` re-seeds its acting.
 """
 from __future__ import annotations
 
@@ -65,8 +72,23 @@ class Algorithm:
     action_spaces: ClassVar[tuple[type[gym.Space], ...]]
     loss_metric: ClassVar[str] = "loss"
     presets: ClassVar[tuple[Preset, ...]] = ()
+    distributable: ClassVar[bool] = False   # collects only through self.collector: --workers can run it
 
     policy: Any
+    collector: Any
+
+    @classmethod
+    def actor(cls, config: RunConfig, spaces: EnvSpaces, stepper) -> Any:
+        """What a rollout worker builds on its own envs: an object with `policy`, `collector` (the same kind
+        as the algorithm's) and `reseed(seed)`. By default the algorithm itself; override to leave out
+        what only learning needs (a replay buffer, optimizers)."""
+        return cls(config, spaces, stepper)
+
+    def reseed(self, seed: int) -> None:
+        """Re-seed the generators that drive acting (a worker's copy after a checkpoint or a restart)."""
+        rng = getattr(self.policy, "rng", None)
+        if rng is not None and hasattr(rng, "reset_from_seed"):   # a tf.random.Generator
+            rng.reset_from_seed(seed)
 
     @classmethod
     def check_spaces(cls, config: RunConfig, spaces: EnvSpaces) -> None:

@@ -34,6 +34,7 @@ from tfpg.config import LearnerConfig, Preset
 from tfpg.errors import ConfigError
 from tfpg.options import option
 from tfpg.replay import PixelReplayBuffer, ReplayBuffer
+from tfpg.rollout import TransitionCollector
 from tfpg.stepping import VecStepper
 
 
@@ -303,6 +304,21 @@ def epsilon_greedy(greedy: Callable[[np.ndarray], np.ndarray], observations: np.
     return np.where(explore, random_actions, greedy(observations))
 
 
+class DQNActor:
+    """What a rollout worker runs: the Q-network's epsilon-greedy policy on the worker's envs (its own RNG)."""
+
+    def __init__(self, config: DQNConfig, spaces, stepper: VecStepper):
+        self.policy = QPolicy(spaces.observation_space, spaces.action_space, config.hidden)
+        self.rng = np.random.default_rng(config.seed)
+        self.collector = TransitionCollector(stepper, self._act)
+
+    def _act(self, observations: np.ndarray, epsilon: float) -> np.ndarray:
+        return epsilon_greedy(self.policy.greedy_numpy, observations, epsilon, self.policy.num_actions, self.rng)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+
 class DQN(Algorithm):
     """One iteration = one vector step (epsilon-greedy), stored in the replay, and every
     --train-freq vector steps one compiled update of --gradient-steps TD steps."""
@@ -312,6 +328,12 @@ class DQN(Algorithm):
     action_spaces = (gym.spaces.Discrete,)
     loss_metric = "td_loss"
     presets = PRESETS
+    distributable = True
+
+    @classmethod
+    def actor(cls, config: DQNConfig, spaces, stepper: VecStepper) -> DQNActor:
+        """A rollout worker acts with the Q-network epsilon-greedily; it needs no replay, optimizer or target."""
+        return DQNActor(config, spaces, stepper)
 
     def __init__(self, config: DQNConfig, spaces, stepper: VecStepper):
         self.config, self.stepper = config, stepper
@@ -321,12 +343,14 @@ class DQN(Algorithm):
         self.update = DQNUpdate(self.policy, self.optimizer, config.gamma, config.loss, config.double,
                                 config.grad_clip, config.target_sync, config.tau)
         if networks.is_image_space(spaces.observation_space):   # stacked frames: each frame stored once
+            # one frame ring per sub-env: stepper.num_envs counts the envs of every rollout worker
             self.buffer = PixelReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space,
-                                            seed=config.seed, num_envs=config.num_envs)
+                                            seed=config.seed, num_envs=stepper.num_envs)
         else:
             self.buffer = ReplayBuffer(config.buffer_size, spaces.observation_space, spaces.action_space,
                                        seed=config.seed)
         self.rng = np.random.default_rng(config.seed)
+        self.collector = TransitionCollector(stepper, self._act)
         self.vector_steps = 0
         self.next_log = config.log_every
         self.metrics = {"td_loss": math.nan, "q_mean": math.nan}
@@ -359,18 +383,24 @@ class DQN(Algorithm):
             return 1.0
         return epsilon(steps, config.eps_start, config.eps_end, config.eps_decay_steps, config.eps_schedule)
 
+    def _act(self, observations: np.ndarray, epsilon: float) -> np.ndarray:
+        return epsilon_greedy(self.policy.greedy_numpy, observations, epsilon, self.policy.num_actions, self.rng)
+
     def iteration(self) -> Iteration:
+        """Store the transitions of one collected batch (in this process: one vector step), then take the
+        updates that fall due: one every --train-freq vector steps (a worker's vector step with --workers)."""
         warm_up = len(self.buffer) < self.warm_up_size
         eps = self.epsilon()
-        actions = epsilon_greedy(self.policy.greedy_numpy, self.stepper.observations, eps, self.policy.num_actions,
-                                 self.rng)
-        self.buffer.add(**self.stepper.step(actions).transitions())
-        self.vector_steps += 1
-        trained = not warm_up and self.vector_steps % self.config.train_freq == 0
+        transitions = self.collector.collect(epsilon=eps)
+        self.buffer.add(**transitions.arrays())
+        freq = self.config.train_freq
+        due = (self.vector_steps + transitions.vector_steps) // freq - self.vector_steps // freq
+        self.vector_steps += transitions.vector_steps
         finite = []
-        if trained:
+        for _ in range(0 if warm_up else due):
             self.metrics = self.update(self.sample())
-            finite = [int(self.metrics["skipped"]) == 0]   # the guard counts updates with a skipped step
+            finite.append(int(self.metrics["skipped"]) == 0)   # the guard counts updates with a skipped step
+        trained = bool(finite)
         steps = self.stepper.env_steps
         log = steps >= self.next_log
         if log:

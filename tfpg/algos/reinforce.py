@@ -370,6 +370,7 @@ class Reinforce(Algorithm):
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
     loss_metric = "loss_policy"
     presets = PRESETS
+    distributable = True
 
     @classmethod
     def check_spaces(cls, config: ReinforceConfig, spaces) -> None:
