@@ -166,7 +166,7 @@ def test_refusals_are_one_line_before_anything_is_written(tmp_path, flags, messa
 def test_a_refusal_exits_2_with_one_line(tmp_path, capsys):
     from tfpg.cli import main
 
-    status = main(["--backend", "graph", "--env", "Pendulum-v1", "--normalize-obs", "true", "--logdir", str(tmp_path)])
+    status = main(["--preset", "cartpole-reinforce-graph", "--normalize-obs", "true", "--logdir", str(tmp_path)])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "--normalize-obs" in err, err
     assert not os.listdir(tmp_path)

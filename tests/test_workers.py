@@ -167,8 +167,8 @@ def _resume(run_dir):
     from tfpg.checks import check_resume
     from tfpg.trainer import train
 
-    config, run_dir, export_path = check_resume(str(run_dir), None, None, None, {})
-    return train(config, run_dir, export_path, resume=True)
+    config, run_dir, export_path, validated = check_resume(str(run_dir), None, None, None, {})
+    return train(config, run_dir, export_path, resume=True, validated=validated)
 
 
 def test_resume_after_sigkill_of_the_learner_with_workers(tmp_path, monkeypatch, two_worker_reference, ray_address):
