@@ -96,6 +96,7 @@ def saved_model_cli_run(model_dir: str, signature: str, input_expr: str) -> str:
 @pytest.mark.parametrize("name,obs_dim,signatures", [
     ("cartpole-reinforce", 4, ["serving_default", "distribution"]),
     ("lunarlander-pg", 8, ["serving_default", "distribution"]),
+    ("lunarlander-ppo", 8, ["serving_default", "distribution"]),
 ])
 def test_saved_model_cli_runs_the_shipped_models(name, obs_dim, signatures):
     """The command from the issue, on the shipped exports, agrees with `tf.saved_model.load`."""
