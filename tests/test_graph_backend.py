@@ -151,6 +151,10 @@ def test_fixed_horizon_advantages_equal_the_numpy_gae():
      "--backend graph does not implement --returns nstep for --algo reinforce"),
     (["--backend", "graph", "--baseline", "linear"], "--backend graph does not implement --baseline linear"),
     (["--backend", "graph", "--reuse-epochs", "3"], "--backend graph does not implement --reuse-epochs"),
+    (["--backend", "graph", "--env", "Acrobot-v1"],   # no preset: the fallback defaults, every refusal in one line
+     "--backend graph does not implement --update minibatch, --reuse-epochs, --normalize-obs, --target-kl / "
+     "--kl-adaptive-lr for --algo reinforce; use --update batch, --reuse-epochs 1, --normalize-obs false, --target-kl 0 "
+     "--kl-adaptive-lr false, or --backend gym"),
 ])
 def test_refusals_are_one_line_before_anything_is_written(tmp_path, flags, message):
     from tfpg.cli import configure, make_parser

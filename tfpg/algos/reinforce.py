@@ -567,7 +567,7 @@ class Reinforce(Algorithm):
 
 # --- the graph backend (--backend graph): fixed-horizon rollouts of K stacked agents -------------------------
 def graph_refusal(config: ReinforceConfig) -> str | None:
-    """The first option `--backend graph` does not implement for REINFORCE, as a one-line refusal; None if all are.
+    """The options `--backend graph` does not implement for REINFORCE, as a one-line refusal; None if all are.
 
     Implemented: --returns reward_to_go / lambda, --baseline none / critic, --update batch, --normalize,
     --entropy-beta, --grad-clip, --critic-*, both policies. The batch is --num-envs x --rollout-steps
@@ -580,13 +580,16 @@ def graph_refusal(config: ReinforceConfig) -> str | None:
         (config.normalize_obs, "--normalize-obs", "--normalize-obs false"),
         (bool(config.std_ceiling), "--std-ceiling", "--std-ceiling 0"),
         (bool(config.log_std_lr), "--log-std-lr", "--log-std-lr 0"),
-        (bool(config.target_kl) or config.kl_adaptive_lr, "--target-kl / --kl-adaptive-lr", "drop them"),
+        (bool(config.target_kl) or config.kl_adaptive_lr, "--target-kl / --kl-adaptive-lr",
+         "--target-kl 0 --kl-adaptive-lr false"),
         (bool(config.grad_var_every), "--grad-var-every", "--grad-var-every 0"),
     )
-    for refused, flag, fix in unsupported:
-        if refused:
-            return f"--backend graph does not implement {flag} for --algo reinforce; use {fix}, or --backend gym"
-    return None
+    # all of them in one line: the fallback defaults (no preset) trip several at once
+    refused = [(flag, fix) for is_refused, flag, fix in unsupported if is_refused]
+    if not refused:
+        return None
+    return (f"--backend graph does not implement {', '.join(flag for flag, _ in refused)} for --algo reinforce; use "
+            f"{', '.join(fix for _, fix in refused)}, or --backend gym")
 
 
 def per_agent_gradient_stats(grads) -> dict:
