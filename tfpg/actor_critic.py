@@ -206,3 +206,12 @@ def make_kl_and_entropy(policy):
         return mean_kl(policy, observations, params_old), tf.reduce_mean(policy.distribution(observations).entropy())
 
     return kl_and_entropy.get_concrete_function()
+
+
+def built_adam(learning_rate: float, epsilon: float, variables=None) -> keras.optimizers.Adam:
+    """Adam, built for `variables` up front (its slots exist before a checkpoint restores into them)."""
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, epsilon=epsilon)
+    if variables is not None:
+        optimizer.build(variables)
+    return optimizer
+

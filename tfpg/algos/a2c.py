@@ -19,12 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import gymnasium as gym
-import keras
 import tensorflow as tf
 
-from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, make_kl_and_entropy, unique_variables
-from tfpg.algos.base import Algorithm, Iteration
+from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_adam, unique_variables
+from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
+from tfpg.algos.base import Iteration
 from tfpg.config import Preset
 from tfpg.losses import entropy_loss, value_estimation_loss
 from tfpg.options import option
@@ -110,39 +109,28 @@ def make_a2c_update(core: ActorCritic, optimizer, critic_optimizer, config: A2CC
     return update.get_concrete_function()
 
 
-class A2C(Algorithm):
+class A2C(ActorCriticAlgorithm):
     """Collect T x N steps, compute GAE, one compiled actor-critic gradient step."""
 
     name = "a2c"
     config_class = A2CConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
     loss_metric = "loss_policy"
     presets = PRESETS
 
     def __init__(self, config: A2CConfig, spaces, stepper):
-        self.config, self.stepper = config, stepper
-        self.core = ActorCritic(config, spaces, stepper, shared_torso=config.shared_torso)
-        self.policy = self.core.policy
-        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
-        self.critic_optimizer = keras.optimizers.Adam(learning_rate=config.critic_lr, epsilon=config.adam_eps)
-        if config.shared_torso:
-            self.optimizer.build(unique_variables(self.policy.variables, self.core.critic_variables))
-        else:
-            self.optimizer.build(self.policy.variables)
-            self.critic_optimizer.build(self.core.critic_variables)
+        self._build_core(config, spaces, stepper, shared_torso=config.shared_torso)
+        critic_variables = self.core.critic_variables
+        # a shared torso: one optimizer over policy and value head together, the critic's stays unused
+        self.optimizer = built_adam(config.lr, config.adam_eps, unique_variables(self.policy.variables, critic_variables)
+                                    if config.shared_torso else self.policy.variables)
+        self.critic_optimizer = built_adam(config.critic_lr, config.adam_eps,
+                                           None if config.shared_torso else critic_variables)
         self.update = make_a2c_update(self.core, self.optimizer, self.critic_optimizer, config)
-        self.kl_and_entropy = make_kl_and_entropy(self.policy)
         self.lr = constant_or_linear(config.lr, config.linear_lr, config.total_steps)
         self.critic_lr = constant_or_linear(config.critic_lr, config.linear_lr, config.total_steps)
 
     def trackables(self) -> dict:
         return {**self.core.trackables(), "optimizer": self.optimizer, "critic_optimizer": self.critic_optimizer}
-
-    def state(self) -> dict:
-        return self.core.state()
-
-    def load_state(self, state: dict) -> None:
-        self.core.load_state(state)
 
     def iteration(self) -> Iteration:
         batch = self.core.collect()
@@ -152,8 +140,7 @@ class A2C(Algorithm):
         metrics = {k: v.numpy() for k, v in self.update(batch.observations, batch.actions, batch.advantages,
                                                         batch.returns).items()}
         finite = bool(metrics.pop("finite"))
-        kl, entropy = (float(x) for x in self.kl_and_entropy(batch.observations, batch.params))
         metrics = {k: float(v) for k, v in metrics.items()}
-        metrics.update(self.core.diagnostics(batch, kl, entropy), lr=self.lr(steps))
+        metrics.update(self.batch_diagnostics(batch), lr=self.lr(steps))
         return Iteration(metrics, finite=[finite])
 

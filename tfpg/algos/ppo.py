@@ -20,12 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import gymnasium as gym
-import keras
 import tensorflow as tf
 
-from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, make_kl_and_entropy
-from tfpg.algos.base import Algorithm, Iteration
+from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_adam
+from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
+from tfpg.algos.base import Iteration
 from tfpg.config import Preset
 from tfpg.losses import clipped_surrogate_loss, entropy_loss, value_estimation_loss
 from tfpg.options import option
@@ -142,25 +141,19 @@ class PPOUpdate:
                            batch.values, tf.constant(clip_range, tf.float32))
 
 
-class PPO(Algorithm):
+class PPO(ActorCriticAlgorithm):
     """Collect T x N steps, compute GAE, K epochs of clipped-surrogate minibatch steps in one compiled call."""
 
     name = "ppo"
     config_class = PPOConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
     loss_metric = "loss_policy"
     presets = PRESETS
 
     def __init__(self, config: PPOConfig, spaces, stepper):
-        self.config, self.stepper = config, stepper
-        self.core = ActorCritic(config, spaces, stepper)
-        self.policy = self.core.policy
-        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
-        self.optimizer.build(self.policy.variables)
-        self.critic_optimizer = keras.optimizers.Adam(learning_rate=config.critic_lr, epsilon=config.adam_eps)
-        self.critic_optimizer.build(self.core.critic_variables)
+        self._build_core(config, spaces, stepper)
+        self.optimizer = built_adam(config.lr, config.adam_eps, self.policy.variables)
+        self.critic_optimizer = built_adam(config.critic_lr, config.adam_eps, self.core.critic_variables)
         self.update = PPOUpdate(self.core, self.optimizer, self.critic_optimizer, config)
-        self.kl_and_entropy = make_kl_and_entropy(self.policy)
         self.lr = constant_or_linear(config.lr, config.linear_lr, config.total_steps)
         self.critic_lr = constant_or_linear(config.critic_lr, config.linear_lr, config.total_steps)
         self.clip_range = constant_or_linear(config.clip_range, config.linear_clip, config.total_steps)
@@ -168,12 +161,6 @@ class PPO(Algorithm):
     def trackables(self) -> dict:
         return {**self.core.trackables(), "optimizer": self.optimizer, "critic_optimizer": self.critic_optimizer,
                 "shuffle": self.update.shuffle}
-
-    def state(self) -> dict:
-        return self.core.state()
-
-    def load_state(self, state: dict) -> None:
-        self.core.load_state(state)
 
     def iteration(self) -> Iteration:
         batch = self.core.collect()
@@ -184,7 +171,6 @@ class PPO(Algorithm):
         out = {k: v.numpy() for k, v in self.update(batch, clip_range).items()}
         skipped = int(out.pop("skipped"))
         finite = [True] * (int(out["gradient_steps"]) - skipped) + [False] * skipped
-        kl, entropy = (float(x) for x in self.kl_and_entropy(batch.observations, batch.params))
         metrics = {k: float(v) for k, v in out.items()}
-        metrics.update(self.core.diagnostics(batch, kl, entropy), lr=self.lr(steps), clip_range=clip_range)
+        metrics.update(self.batch_diagnostics(batch), lr=self.lr(steps), clip_range=clip_range)
         return Iteration(metrics, finite=finite)

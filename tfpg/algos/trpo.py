@@ -20,13 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import gymnasium as gym
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, make_kl_and_entropy
-from tfpg.algos.base import Algorithm, Iteration
+from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_adam
+from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
+from tfpg.algos.base import Iteration
 from tfpg.config import Preset
 from tfpg.losses import value_estimation_loss
 from tfpg.natural_gradient import (LineSearchResult, assign_flat, backtracking_line_search, flat_gradient, flat_params,
@@ -167,44 +166,32 @@ def make_critic_fit(core: ActorCritic, optimizer, config: TRPOConfig, shuffle: t
     return fit.get_concrete_function()
 
 
-class TRPO(Algorithm):
+class TRPO(ActorCriticAlgorithm):
     """Collect T x N steps, GAE, the natural step with (TRPO) or without (NPG) the line search, then fit V."""
 
     name = "trpo"
     config_class = TRPOConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
     loss_metric = "improvement"
     presets = PRESETS
 
     def __init__(self, config: TRPOConfig, spaces, stepper):
-        self.config, self.stepper = config, stepper
-        self.core = ActorCritic(config, spaces, stepper)
-        self.policy = self.core.policy
-        self.critic_optimizer = keras.optimizers.Adam(learning_rate=config.critic_lr, epsilon=config.adam_eps)
-        self.critic_optimizer.build(self.core.critic_variables)
+        self._build_core(config, spaces, stepper)
+        self.critic_optimizer = built_adam(config.critic_lr, config.adam_eps, self.core.critic_variables)
         self.shuffle = tf.random.Generator.from_seed(config.seed + 1)
         self.natural_step = NaturalStep(self.policy, config)
         self.fit_critic = make_critic_fit(self.core, self.critic_optimizer, config, self.shuffle)
-        self.kl_and_entropy = make_kl_and_entropy(self.policy)
 
     def trackables(self) -> dict:
         return {**self.core.trackables(), "critic_optimizer": self.critic_optimizer, "shuffle": self.shuffle}
-
-    def state(self) -> dict:
-        return self.core.state()
-
-    def load_state(self, state: dict) -> None:
-        self.core.load_state(state)
 
     def iteration(self) -> Iteration:
         batch = self.core.collect()
         result, residual, finite = self.natural_step(batch, self.config)
         first, last, skipped = (x.numpy() for x in self.fit_critic(batch.observations, batch.returns))
-        kl, entropy = (float(x) for x in self.kl_and_entropy(batch.observations, batch.params))
         metrics = {"step_fraction": result.step_fraction, "improvement": result.improvement,
                    "line_search_kl": result.kl, "cg_residual": residual, "rejected": float(result.step_fraction == 0),
                    "value_loss": float(first), "value_loss_after": float(last)}
-        metrics.update(self.core.diagnostics(batch, kl, entropy))
+        metrics.update(self.batch_diagnostics(batch))
         return Iteration(metrics, finite=[finite, int(skipped) == 0])
 
 

@@ -1,0 +1,33 @@
+"""The base of the actor-critic algorithms (A2C, PPO, TRPO/NPG): what they share around their updates.
+
+Not an algorithm itself and not registered; the maths they share is in `tfpg.actor_critic`.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+
+from tfpg.actor_critic import ActorCritic, ActorCriticBatch, ActorCriticConfig, make_kl_and_entropy
+from tfpg.algos.base import Algorithm
+
+
+class ActorCriticAlgorithm(Algorithm):
+    """What A2C, PPO and TRPO/NPG share around their updates: the core, its checkpoint arrays, and the
+    diagnostics of a batch after the update (KL(pi_old || pi), entropy, explained variance, ...)."""
+
+    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+
+    def _build_core(self, config: ActorCriticConfig, spaces, stepper, **core_options) -> None:
+        self.config, self.stepper = config, stepper
+        self.core = ActorCritic(config, spaces, stepper, **core_options)
+        self.policy = self.core.policy
+        self.kl_and_entropy = make_kl_and_entropy(self.policy)
+
+    def state(self) -> dict:
+        return self.core.state()
+
+    def load_state(self, state: dict) -> None:
+        self.core.load_state(state)
+
+    def batch_diagnostics(self, batch: ActorCriticBatch) -> dict:
+        kl, entropy = (float(x) for x in self.kl_and_entropy(batch.observations, batch.params))
+        return self.core.diagnostics(batch, kl, entropy)
