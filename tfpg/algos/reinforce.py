@@ -679,18 +679,27 @@ class GraphReinforce:
         return metrics, finite
 
     def _policy_step(self, obs, actions, advantages):
+        """One Adam step of every agent on loss_total_k = -mean(A log pi) - beta H, the gradients agent by agent
+        (`per_agent_gradients`); then, with the new weights, KL(before || after) and kl_old per agent."""
+        from tfpg.graph_backend import per_agent, per_agent_gradients
+
         policy, config = self.policy, self.config
         variables = policy.variables
-        with tf.GradientTape() as tape:
-            params = policy.params(obs)
+
+        def agent_loss(weights, batch):
+            obs_k, actions_k, advantages_k = batch
+            params = policy.params(obs_k, weights)
             dist = policy.distribution(params)
-            log_probs = dist.log_prob(actions)
-            entropy = tf.reduce_mean(dist.entropy(), 1)
-            loss_policy = -tf.reduce_mean(advantages * log_probs, 1)
+            log_probs = dist.log_prob(actions_k)
+            entropy = tf.reduce_mean(dist.entropy())
+            loss_policy = -tf.reduce_mean(advantages_k * log_probs)
             loss_entropy = -config.entropy_beta * entropy
-            loss_total = loss_policy + loss_entropy
-            summed = tf.reduce_sum(loss_total)   # d summed / d theta_k = d loss_total_k / d theta_k
-        grads = tape.gradient(summed, variables)
+            return loss_policy + loss_entropy, {"loss_policy": loss_policy, "loss_entropy": loss_entropy,
+                                                "entropy": entropy, "log_probs": log_probs, "params": params}
+
+        aux_dtypes = {name: tf.float32 for name in ("loss_policy", "loss_entropy", "entropy", "log_probs")}
+        aux_dtypes["params"] = {name: tf.float32 for name in policy.param_names}
+        grads, loss_total, aux = per_agent_gradients(agent_loss, variables, (obs, actions, advantages), aux_dtypes)
         stats = per_agent_gradient_stats(grads)
         if config.grad_clip > 0:
             grads = clip_per_agent(grads, stats["norm"], config.grad_clip)
@@ -702,12 +711,19 @@ class GraphReinforce:
             return tf.constant(True)
 
         finite = tf.cond(finite, apply, lambda: tf.constant(False))
-        before = policy.distribution(tf.nest.map_structure(tf.stop_gradient, params))
-        after = policy.distribution(policy.params(obs))
-        metrics = {"loss_policy": loss_policy, "loss_entropy": loss_entropy, "loss_total": loss_total,
-                   "entropy": entropy, "kl": tf.reduce_mean(tfd.kl_divergence(before, after), 1),
-                   "kl_old": tf.reduce_mean(tf.stop_gradient(log_probs) - after.log_prob(actions), 1),
-                   "ratio_mean": tf.ones_like(entropy), "grad_l2": stats["grad_l2"], "grad_max": stats["grad_max"]}
+
+        def agent_kl(args):
+            weights, before, obs_k, actions_k, log_probs_k = args
+            after = policy.distribution(policy.params(obs_k, weights))
+            return tf.stack([tf.reduce_mean(tfd.kl_divergence(policy.distribution(before), after)),
+                             tf.reduce_mean(log_probs_k - after.log_prob(actions_k))])
+
+        kl = per_agent(agent_kl, ([v.value() for v in variables], aux["params"], obs, actions, aux["log_probs"]),
+                       tf.float32)
+        entropy = aux["entropy"]
+        metrics = {"loss_policy": aux["loss_policy"], "loss_entropy": aux["loss_entropy"], "loss_total": loss_total,
+                   "entropy": entropy, "kl": kl[:, 0], "kl_old": kl[:, 1], "ratio_mean": tf.ones_like(entropy),
+                   "grad_l2": stats["grad_l2"], "grad_max": stats["grad_max"]}
         if policy.log_std is not None:
             metrics.update({f"policy/std_{d}": tf.exp(policy.log_std[:, d]) for d in range(policy.log_std.shape[1])})
         return metrics, finite
