@@ -23,10 +23,12 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfpg import envs as envs_lib
 from tfpg.algos.base import Algorithm, Iteration
@@ -292,8 +294,20 @@ def train(config: RunConfig, run_dir: str, export_path: str | None, resume: bool
     """Train the registered algorithm `config.algo` (`validated`: see `Trainer`)."""
     from tfpg.algos import REGISTRY
 
+    set_intra_op_threads(config.intra_op_threads)
     if config.backend == "graph":   # the env as TF ops, each iteration one compiled program (tfpg.graph_trainer)
         from tfpg.graph_trainer import GraphTrainer
 
         return GraphTrainer(REGISTRY[config.algo], config, run_dir, export_path, resume).run()
     return Trainer(REGISTRY[config.algo], config, run_dir, export_path, resume, validated).run()
+
+
+def set_intra_op_threads(threads: int) -> None:
+    """--intra-op-threads: TensorFlow's thread pool can be sized only before its runtime starts (the first op of
+    the process); later a warning says it was not applied."""
+    if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:
+            warnings.warn(f"--intra-op-threads {threads} not applied: TensorFlow's runtime had already started",
+                          stacklevel=2)

@@ -137,9 +137,10 @@ PRESETS = (
                 steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False), default=True),
     Preset("cartpole-reinforce-graph", "reinforce",
            "REINFORCE on CartPole-v1 with --backend graph: 64 in-graph envs x 64-step rollouts, each iteration one "
-           "XLA program; reward-to-go cut at the rollout's end, standardised",
+           "XLA program on one intra-op thread; reward-to-go cut at the rollout's end, standardised",
            "tfpg's own tuning (benchmarks/graph_cartpole.py, README in-graph results)",
-           dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, hidden=(64,), lr=0.02, gamma=0.99,
+           dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, intra_op_threads=1, hidden=(64,),
+                lr=0.02, gamma=0.99,
                 episodes_per_update=4, returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
                 activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
                 steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False)),
