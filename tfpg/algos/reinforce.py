@@ -137,10 +137,9 @@ PRESETS = (
                 steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False), default=True),
     Preset("cartpole-reinforce-graph", "reinforce",
            "REINFORCE on CartPole-v1 with --backend graph: 64 in-graph envs x 64-step rollouts, each iteration one "
-           "XLA program on one intra-op thread; reward-to-go cut at the rollout's end, standardised",
+           "XLA program; reward-to-go cut at the rollout's end, standardised",
            "tfpg's own tuning (benchmarks/graph_cartpole.py, README in-graph results)",
-           dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, intra_op_threads=1, hidden=(64,),
-                lr=0.02, gamma=0.99,
+           dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, hidden=(64,), lr=0.02, gamma=0.99,
                 episodes_per_update=4, returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
                 activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
                 steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False)),
@@ -682,18 +681,18 @@ class GraphReinforce:
     def _policy_step(self, obs, actions, advantages):
         """One Adam step of every agent on loss_total_k = -mean(A log pi) - beta H, the gradients agent by agent
         (`per_agent_gradients`); then, with the new weights, KL(before || after) and kl_old per agent."""
-        from tfpg.graph_backend import per_agent, per_agent_gradients
+        from tfpg.graph_backend import one_agent, per_agent_gradients
 
         policy, config = self.policy, self.config
         variables = policy.variables
 
-        def agent_loss(weights, batch):
+        def agent_loss(weights, batch):   # one agent's [B, ...], or [1, B, ...] (graph_backend.one_agent)
             obs_k, actions_k, advantages_k = batch
             params = policy.params(obs_k, weights)
             dist = policy.distribution(params)
             log_probs = dist.log_prob(actions_k)
-            entropy = tf.reduce_mean(dist.entropy())
-            loss_policy = -tf.reduce_mean(advantages_k * log_probs)
+            entropy = tf.reduce_mean(dist.entropy(), -1)
+            loss_policy = -tf.reduce_mean(advantages_k * log_probs, -1)
             loss_entropy = -config.entropy_beta * entropy
             return loss_policy + loss_entropy, {"loss_policy": loss_policy, "loss_entropy": loss_entropy,
                                                 "entropy": entropy, "log_probs": log_probs, "params": params}
@@ -716,11 +715,12 @@ class GraphReinforce:
         def agent_kl(args):
             weights, before, obs_k, actions_k, log_probs_k = args
             after = policy.distribution(policy.params(obs_k, weights))
-            return tf.stack([tf.reduce_mean(tfd.kl_divergence(policy.distribution(before), after)),
-                             tf.reduce_mean(log_probs_k - after.log_prob(actions_k))])
+            return tf.stack([tf.reduce_mean(tfd.kl_divergence(policy.distribution(before), after), -1),
+                             tf.reduce_mean(log_probs_k - after.log_prob(actions_k), -1)], -1)
 
-        kl = per_agent(agent_kl, ([v.value() for v in variables], aux["params"], obs, actions, aux["log_probs"]),
-                       tf.float32)
+        kl = tf.map_fn(one_agent(agent_kl, variables[0].shape[0]),
+                       ([v.value() for v in variables], aux["params"], obs, actions, aux["log_probs"]),
+                       fn_output_signature=tf.float32)
         entropy = aux["entropy"]
         metrics = {"loss_policy": aux["loss_policy"], "loss_entropy": aux["loss_entropy"], "loss_total": loss_total,
                    "entropy": entropy, "kl": kl[:, 0], "kl_old": kl[:, 1], "ratio_mean": tf.ones_like(entropy),
