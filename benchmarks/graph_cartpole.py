@@ -4,8 +4,9 @@ gymnasium path (preset cartpole-reinforce) and the PyTorch book-REINFORCE peer, 
     python benchmarks/graph_cartpole.py [--seeds 0 1 2 3 4] [--agents 1 8 64] [--readme]
 
 Per seed, one after another (never two trainings at once): the peer, the gymnasium preset, the graph preset
-with one agent; then one run of K agents (seeds 0 ... K-1) per K > 1. Each tfpg run is a fresh `train.py`
-process; compile seconds (the first call of the compiled program: trace + XLA compile + that iteration) and
+with one agent, and that preset again with --intra-op-threads 1; then one run of K agents (seeds 0 ... K-1)
+per K > 1. Each tfpg run is a fresh `train.py` process; compile seconds (the first call of the compiled
+program: trace + XLA compile + that iteration and its logging) and
 training seconds (after it, to the solve) are reported apart. For K > 1 an agent's time to 475 is the
 training time of the whole K-agent program until that agent's reward_100 first reaches 475 (all agents
 train together), and env steps/s counts every agent's steps. The peer needs its venv
@@ -22,6 +23,7 @@ from common import ROOT, footer, med_range, publish, run_training
 
 PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers")
 GRAPH = "cartpole-reinforce-graph"
+ONE_THREAD = ["--intra-op-threads", "1"]   # the same preset with TensorFlow's intra-op pool cut to one thread
 
 
 def run_peer(python: str, seed: int) -> dict:
@@ -38,12 +40,13 @@ def cells(values, fmt="{:.2f}") -> str:
 
 
 def single_runs(args, python) -> dict:
-    rows = {"peer": [], "gym": [], "graph": []}
+    rows = {"peer": [], "gym": [], "graph": [], "graph_1thread": []}
     for seed in args.seeds:   # alternate, so machine noise hits every system alike
         if python:
             rows["peer"].append(run_peer(python, seed))
         rows["gym"].append(run_training(["--preset", "cartpole-reinforce"], seed))
         rows["graph"].append(run_training(["--preset", GRAPH], seed))
+        rows["graph_1thread"].append(run_training(["--preset", GRAPH, *ONE_THREAD], seed))
         print(f"seed {seed}: " + json.dumps({k: v[-1] if v else None for k, v in rows.items()}, default=str)[:600],
               flush=True)
     return rows
@@ -70,7 +73,10 @@ def table(args, python, rows, multi) -> str:
                     f"| {cells((r['process_wall_s'] for r in peer), '{:.1f}')} |")
     else:
         head.append("| book REINFORCE, PyTorch (peer) | 1 | not run: no peers venv | | | | | |")
-    for name, runs in (("tfpg gym `cartpole-reinforce`", rows["gym"]), (f"tfpg graph `{GRAPH}`", rows["graph"])):
+    for name, runs in (("tfpg gym `cartpole-reinforce`", rows["gym"]), (f"tfpg graph `{GRAPH}`", rows["graph"]),
+                       (f"tfpg graph `{GRAPH} {' '.join(ONE_THREAD)}`", rows.get("graph_1thread"))):
+        if not runs:
+            continue
         compile_cell = cells(r["compile_seconds"] for r in runs) if "compile_seconds" in runs[0] else "—"
         head.append(f"| {name} | 1 | {sum(r['solved'] for r in runs)}/{len(runs)} | {compile_cell} "
                     f"| {cells(r['train_seconds'] for r in runs)} | {cells((r['env_steps'] for r in runs), '{:,.0f}')} "

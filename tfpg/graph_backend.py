@@ -8,7 +8,8 @@ compiled `tf.function` does a whole iteration, with no Python per env step:
                     policy call on [K, N, obs], per agent a tfp sample with its own key, the physics of
                     all K x N envs at once, and the resets of each agent's ending envs from its own key)
     update          the algorithm's learner on the [K, T*N] batch (stacked weights, one Adam for all:
-                    Adam is elementwise, so agent k's slice moves exactly as its own Adam would move it)
+                    Adam is elementwise, so agent k's slice moves exactly as its own Adam would move it;
+                    the gradients may be taken agent by agent, `per_agent_gradients`, for the cache)
 
 K agents are K sets of weights stacked on a leading axis, `kernel_l [K, in, out]`: a layer is one
 batched matmul `einsum('kbi,kio->kbo')`, the loss is the sum over agents of each agent's loss (its
@@ -124,8 +125,9 @@ def fixed_horizon_advantages(rewards, values, terminated, truncated, bootstrap_v
 
 def one_agent(fn, num_agents: int):
     """fn for a tf.map_fn over agents, given agent k's slices [...]: for K = 1 the slices as a stack of one [1, ...]
-    and the results unstacked. (XLA removes a one-step loop, and a lone plain matmul there sums in another order
-    than the batched one of the K-agent pass: K = 1 runs keep their numbers; fn must take both shapes.)"""
+    and the results unstacked; fn must take both shapes. (With plain matmuls a K = 1 run left the float trajectory
+    of the batched matmuls, bit-identical to it at K = 2: XLA seems to drop the one-step loop, and a matmul
+    outside a loop sums in another order.)"""
     if num_agents > 1:
         return fn
 
