@@ -118,6 +118,35 @@ def test_each_agent_is_logged_and_exported_like_a_gymnasium_run(runs):
     assert set(single.signatures) == {"serving_default", "sample", "distribution"}
 
 
+def test_nan_scalars_are_not_written_and_the_rest_is(tmp_path):
+    """The trainer's logging of one iteration: values [tags, K] with a NaN go the eager way (NaN left out, as in a
+    gymnasium run), without NaN through the one compiled writer; every other value is written at its step."""
+    from types import SimpleNamespace
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tfpg.graph_trainer import EPISODE_TAGS, GraphProgress
+    from tfpg.logger import EpisodeStats, RunLogger
+
+    trainer = GraphTrainer.__new__(GraphTrainer)   # only what _log uses: no program to compile
+    trainer.agents = [SimpleNamespace(logger=RunLogger(str(tmp_path / f"seed_{k}"), {}, 10, progress=False),
+                                      stats=EpisodeStats()) for k in range(2)]
+    trainer.metric_names = ["loss_policy"]
+    trainer.progress = GraphProgress()
+    trainer._write_summaries = trainer._compile_summaries([*EPISODE_TAGS, "loss_policy"])
+    episode_stats = np.ones((len(EPISODE_TAGS), 2), np.float32)
+    for steps, loss in ((100, [np.nan, 0.5]), (200, [0.25, 0.75])):
+        trainer.progress.env_steps = steps
+        trainer._log(tf.constant([loss], tf.float32), episode_stats)
+    for agent in trainer.agents:
+        agent.logger.close()
+    for k, expected in enumerate(({200: 0.25}, {100: 0.5, 200: 0.75})):
+        events = EventAccumulator(str(tmp_path / f"seed_{k}"), size_guidance={"tensors": 0})
+        events.Reload()
+        assert {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("loss_policy")} == expected
+        assert [e.step for e in events.Tensors("reward_100")] == [100, 200]
+
+
 def test_cartpole_is_solved_within_a_step_budget(tmp_path):
     """reward_100 >= 475 from episodes completed inside the graph, seed 0, within 400k env steps
     (this seed needs 192,512 on this machine)."""
