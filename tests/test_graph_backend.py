@@ -203,3 +203,13 @@ def test_a_refusal_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "--normalize-obs" in err, err
     assert not os.listdir(tmp_path)
+
+
+def test_intra_op_threads_after_tensorflow_started_warns_that_it_was_not_applied():
+    from tfpg.trainer import set_intra_op_threads
+
+    tf.constant(1.0) + 1.0   # the runtime runs (as in any process that already ran an op)
+    before = tf.config.threading.get_intra_op_parallelism_threads()
+    with pytest.warns(UserWarning, match="--intra-op-threads 3 not applied"):
+        set_intra_op_threads(3)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == before
