@@ -624,6 +624,7 @@ class GraphReinforce:
         from tfpg.networks import mlp, torso_for
 
         self.config = config
+        self.rollout_steps = config.rollout_steps   # T of the rollout the trainer hands to learn()
         models, critics = [], []
         for seed in seeds:   # the models a --backend gym run with this seed starts from, in the same order
             keras.utils.set_random_seed(seed)
@@ -707,7 +708,8 @@ class GraphReinforce:
         metrics = {"loss_policy": loss_policy, "loss_entropy": loss_entropy, "loss_total": loss_total,
                    "entropy": entropy, "kl": tf.reduce_mean(tfd.kl_divergence(before, after), 1),
                    "kl_old": tf.reduce_mean(tf.stop_gradient(log_probs) - after.log_prob(actions), 1),
-                   "ratio_mean": tf.ones_like(entropy), "grad_l2": stats["grad_l2"], "grad_max": stats["grad_max"]}
+                   "ratio_mean": tf.ones_like(entropy), "reuse/epochs": tf.ones_like(entropy), "grad_l2": stats["grad_l2"],
+                   "grad_max": stats["grad_max"]}
         if policy.log_std is not None:
             metrics.update({f"policy/std_{d}": tf.exp(policy.log_std[:, d]) for d in range(policy.log_std.shape[1])})
         return metrics, finite
