@@ -69,6 +69,9 @@ def test_ppo_learns_cartpole_in_graph_within_a_step_budget(runs):
         assert agent.stats.reward_100 >= 200 and 0 < agent.milestone.solved_env_steps <= 50_000, agent.milestone
     summary = json.loads((runs["tmp"] / "runs" / "both" / "seed_1" / "summary.json").read_text())
     assert summary["backend"] == "graph" and summary["solved"]
+    # --linear-lr moved inside the program: lr(t) = 1e-3 (1 - t / 50k) at the last update's env steps t
+    steps = trainer.progress.env_steps
+    assert trainer.learner.optimizer.learning_rate.numpy() == pytest.approx(1e-3 * (1 - steps / 50_000), rel=1e-5)
 
 
 def test_each_of_k_ppo_agents_trains_as_its_own_run(runs):
@@ -97,6 +100,21 @@ def test_the_exported_ppo_policy_acts_as_the_trained_one(runs):
                                       trainer.template.greedy_numpy(obs))
         metadata = json.loads(loaded.metadata_json.numpy())
         assert metadata["config"]["algo"] == "ppo" and metadata["config"]["backend"] == "graph"
+
+
+def test_each_agent_starts_from_the_networks_of_a_gymnasium_run_with_its_seed(tmp_path):
+    """Agent 1 of --num-seeds 2 --seed 6 starts with the policy and critic weights of --backend gym --seed 7."""
+    from tfpg.trainer import Trainer
+
+    common = dict(progress=False, export=False, logdir=str(tmp_path))
+    gym = Trainer(REGISTRY["ppo"], build_config(None, None, "ppo-cartpole", {**common, "seed": 7, "run_name": "gym"}),
+                  str(tmp_path / "gym"), None)
+    graph = GraphTrainer(REGISTRY["ppo"], build_config(None, None, "ppo-cartpole", {
+        **common, "backend": "graph", "seed": 6, "num_seeds": 2, "run_name": "graph"}), str(tmp_path / "graph"), None)
+    for a, b in zip(gym.algo.policy.model.weights + gym.algo.core.critic.weights, weights(graph, 1), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)
+    gym.envs.close()
+    gym.logger.close()
 
 
 def test_losses_reduced_per_agent_are_each_agents_loss():
