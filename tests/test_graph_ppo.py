@@ -102,21 +102,6 @@ def test_the_exported_ppo_policy_acts_as_the_trained_one(runs):
         assert metadata["config"]["algo"] == "ppo" and metadata["config"]["backend"] == "graph"
 
 
-def test_each_agent_starts_from_the_networks_of_a_gymnasium_run_with_its_seed(tmp_path):
-    """Agent 1 of --num-seeds 2 --seed 6 starts with the policy and critic weights of --backend gym --seed 7."""
-    from tfpg.trainer import Trainer
-
-    common = dict(progress=False, export=False, logdir=str(tmp_path))
-    gym = Trainer(REGISTRY["ppo"], build_config(None, None, "ppo-cartpole", {**common, "seed": 7, "run_name": "gym"}),
-                  str(tmp_path / "gym"), None)
-    graph = GraphTrainer(REGISTRY["ppo"], build_config(None, None, "ppo-cartpole", {
-        **common, "backend": "graph", "seed": 6, "num_seeds": 2, "run_name": "graph"}), str(tmp_path / "graph"), None)
-    for a, b in zip(gym.algo.policy.model.weights + gym.algo.core.critic.weights, weights(graph, 1), strict=True):
-        np.testing.assert_array_equal(a.numpy(), b)
-    gym.envs.close()
-    gym.logger.close()
-
-
 def test_losses_reduced_per_agent_are_each_agents_loss():
     """The losses with axis=-1 on [K, B] equal the scalar losses on each agent's [B] slice."""
     rng = np.random.default_rng(1)
