@@ -292,9 +292,9 @@ class GraphPPO:
         obs, actions = agent_major(rollout.obs), agent_major(rollout.actions)
         old_params = policy.params(obs)
         old_log_probs = policy.distribution(old_params).log_prob(actions)
-        self.optimizer.learning_rate.assign(self.lr.in_graph(steps))
+        lr, clip_range = self.lr.in_graph(steps), self.clip_range.in_graph(steps)
+        self.optimizer.learning_rate.assign(lr)
         self.critic_optimizer.learning_rate.assign(self.critic_lr.in_graph(steps))
-        clip_range = self.clip_range.in_graph(steps)
         sums, skipped = self._epochs((obs, actions, advantages, returns, old_log_probs, values), clip_range)
         gradient_steps = config.epochs * -(-obs.shape[1] // min(config.minibatch_size, obs.shape[1]))
         means = sums / gradient_steps
@@ -302,7 +302,7 @@ class GraphPPO:
                    **self._diagnostics(obs, old_params, values, returns)}
         per_agent = tf.ones_like(means[0])
         metrics.update(gradient_steps=gradient_steps * per_agent, epochs_run=config.epochs * per_agent,
-                       skipped=tf.cast(skipped, tf.float32) * per_agent, lr=self.lr.in_graph(steps) * per_agent,
+                       skipped=tf.cast(skipped, tf.float32) * per_agent, lr=lr * per_agent,
                        clip_range=clip_range * per_agent, batch_steps=obs.shape[1] * per_agent)
         return metrics, tf.equal(skipped, 0)
 
@@ -320,8 +320,8 @@ class GraphPPO:
 
         def minibatch(carry, indices):
             sums, skipped = carry
-            values, applied = self._minibatch_step(batch, indices, clip_range)
-            return sums + values, skipped + 1 - tf.cast(applied, tf.int32)
+            losses, applied = self._minibatch_step(batch, indices, clip_range)
+            return sums + losses, skipped + 1 - tf.cast(applied, tf.int32)
 
         def epoch(carry, keys):
             order = tf.map_fn(lambda key: tf.argsort(tf.random.stateless_uniform([rows], key, alg=RNG_ALG)), keys,
