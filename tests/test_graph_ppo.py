@@ -4,6 +4,7 @@ Each trainer compiles its own XLA program (seconds each), so three runs are shar
 fixture: the learning run of two agents, and each agent's seed alone for its first iterations.
 """
 import json
+from types import SimpleNamespace
 import os
 
 import numpy as np
@@ -128,3 +129,36 @@ def test_unimplemented_ppo_options_are_refused_in_one_line(tmp_path, capsys):
     assert ("--backend graph does not implement --normalize-obs, --target-kl, --rollout-steps for --algo ppo; use "
             "--normalize-obs false, --target-kl 0, --horizon for PPO's rollout length, or --backend gym") in err
     assert not os.listdir(tmp_path)
+
+
+def test_an_update_walks_each_agents_batch_in_minibatches_with_a_smaller_last_one():
+    """GraphPPO.learn run eagerly on a made-up rollout of 5 steps x 2 envs (10 rows), minibatches of 4: three Adam
+    steps per epoch (4, 4, 2 rows); agent 1 of seeds (3, 4) ends with the weights of seed 4 alone on its slice
+    (its own shuffles), also with the clipped value loss and an entropy bonus."""
+    from tfpg.envs import env_spaces
+    from tfpg.policies import make_policy
+
+    config = build_config("ppo", "CartPole-v1", None, dict(backend="graph", hidden=(8,), critic_hidden=(8,), horizon=5,
+                                                           num_envs=2, minibatch_size=4, epochs=2, clip_range_vf=0.2,
+                                                           entropy_beta=0.01))
+    spaces = env_spaces("CartPole-v1")
+    rng = np.random.default_rng(0)
+    shape = (5, 2, 2)
+    rollout = dict(obs=rng.normal(size=(*shape, 4)), actions=rng.integers(0, 2, shape), rewards=np.ones(shape),
+                   terminated=rng.random(shape) < 0.2, truncated=rng.random(shape) < 0.1,
+                   final_obs=rng.normal(size=(*shape, 4)), last_obs=rng.normal(size=(2, 2, 4)))
+    rollout = {k: tf.constant(v, tf.int32 if k == "actions" else None if v.dtype == bool else tf.float32)
+               for k, v in rollout.items()}
+
+    def learner(seeds, agents):
+        template = make_policy("categorical", spaces.observation_space, spaces.action_space, (8,), seeds[0])
+        graph_ppo = REGISTRY["ppo"].graph_learner(config, spaces, template, seeds)
+        part = {k: tf.gather(v, agents, axis=0 if k == "last_obs" else 1) for k, v in rollout.items()}
+        metrics, finite = graph_ppo.learn(SimpleNamespace(**part))
+        assert bool(finite) and list(metrics["gradient_steps"].numpy()) == [6.0] * len(seeds)
+        assert int(graph_ppo.optimizer.iterations.numpy()) == 6
+        return [v.numpy() for v in graph_ppo.policy.variables + graph_ppo.critic.variables]
+
+    both, alone = learner([3, 4], [0, 1]), learner([4], [1])
+    for a, b in zip(both, alone, strict=True):
+        np.testing.assert_allclose(a[1], b[0], rtol=1e-5, atol=1e-6)
