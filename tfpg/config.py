@@ -60,7 +60,7 @@ class RunConfig:
     num_seeds: int = option(1, "--backend graph: train K independent agents at once, seeds --seed ... --seed + K - 1, "
                                "each logged in RUN_DIR/seed_<s> and exported to EXPORT_DIR/<run-name>/seed_<s>", low=1)
     rollout_steps: int = option(64, "--backend graph: steps of each env per iteration (a fixed horizon T: an update "
-                                    "sees --num-envs x T transitions; the actor-critics use --horizon)", low=1)
+                                    "sees --num-envs x T transitions)", low=1)
     workers: int = option(0, "collect on N Ray actors, each with its own envs and a CPU copy of the policy (needs "
                              "pip install -e \".[ray]\"); 0 = in this process", low=0)
     envs_per_worker: int = option(0, "envs stepped together in each worker; 0 = --num-envs", low=0)

@@ -675,6 +675,7 @@ class GraphReinforce:
         metrics, finite = self._policy_step(obs, actions, advantages)
         metrics.update(baseline=tf.reduce_mean(values, 1), batch_scales=tf.reduce_mean(advantages, 1),
                        batch_scales_std=tf.math.reduce_std(advantages, 1), returns_mean=tf.reduce_mean(returns, 1))
+        metrics["reuse/epochs"] = tf.ones_like(metrics["entropy"])   # as --backend gym logs it: one pass
         if self.critic is not None:
             metrics.update(self._critic_steps(obs, returns, values))
         return metrics, finite
@@ -708,8 +709,7 @@ class GraphReinforce:
         metrics = {"loss_policy": loss_policy, "loss_entropy": loss_entropy, "loss_total": loss_total,
                    "entropy": entropy, "kl": tf.reduce_mean(tfd.kl_divergence(before, after), 1),
                    "kl_old": tf.reduce_mean(tf.stop_gradient(log_probs) - after.log_prob(actions), 1),
-                   "ratio_mean": tf.ones_like(entropy), "reuse/epochs": tf.ones_like(entropy), "grad_l2": stats["grad_l2"],
-                   "grad_max": stats["grad_max"]}
+                   "ratio_mean": tf.ones_like(entropy), "grad_l2": stats["grad_l2"], "grad_max": stats["grad_max"]}
         if policy.log_std is not None:
             metrics.update({f"policy/std_{d}": tf.exp(policy.log_std[:, d]) for d in range(policy.log_std.shape[1])})
         return metrics, finite
