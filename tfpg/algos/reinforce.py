@@ -624,6 +624,7 @@ class GraphReinforce:
         from tfpg.networks import mlp, torso_for
 
         self.config = config
+        self.rollout_steps = config.rollout_steps   # T of the rollout the trainer hands to learn()
         models, critics = [], []
         for seed in seeds:   # the models a --backend gym run with this seed starts from, in the same order
             keras.utils.set_random_seed(seed)
@@ -674,6 +675,7 @@ class GraphReinforce:
         metrics, finite = self._policy_step(obs, actions, advantages)
         metrics.update(baseline=tf.reduce_mean(values, 1), batch_scales=tf.reduce_mean(advantages, 1),
                        batch_scales_std=tf.math.reduce_std(advantages, 1), returns_mean=tf.reduce_mean(returns, 1))
+        metrics["reuse/epochs"] = tf.ones_like(metrics["entropy"])   # as --backend gym logs it: one pass
         if self.critic is not None:
             metrics.update(self._critic_steps(obs, returns, values))
         return metrics, finite
