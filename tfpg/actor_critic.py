@@ -117,16 +117,36 @@ def apply_if_finite(optimizer, loss, grads, variables, grad_clip: float):
     return tf.cond(finite, apply, lambda: tf.constant(False))
 
 
+def build_policy(config: ActorCriticConfig, spaces):
+    """pi_theta of the actor-critics, with the running observation statistics unless the observations are frames."""
+    images = networks.is_image_space(spaces.observation_space)
+    # Frames are scaled to [0, 1] inside the network; the running statistics are for flat observations.
+    return make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
+                       spaces.action_space, config.hidden, config.seed, config.normalize_obs and not images,
+                       config.activation, config.log_std_init)
+
+
+class RolloutActor:
+    """What a Ray rollout worker builds (`tfpg.workers`): the policy and a fixed-horizon collector on the
+    worker's envs, nothing of learning. It acts with the learner's broadcast variables, which include
+    the observation statistics, so it normalises exactly as the learner's policy did when it sent them;
+    the rollouts it returns hold the raw observations, and only the learner updates the statistics."""
+
+    def __init__(self, config: ActorCriticConfig, spaces, stepper):
+        self.policy = build_policy(config, spaces)
+        self.collector = FixedHorizonCollector(stepper, self.policy.act_numpy, config.horizon,
+                                               to_env=self.policy.env_action)
+
+    def reseed(self, seed: int) -> None:
+        self.policy.rng.reset_from_seed(seed)
+
+
 class ActorCritic:
     """Policy + critic + collector + advantages; each algorithm holds one (`self.core`)."""
 
     def __init__(self, config: ActorCriticConfig, spaces, stepper, shared_torso: bool = False):
         self.config, self.stepper = config, stepper
-        images = networks.is_image_space(spaces.observation_space)
-        # Frames are scaled to [0, 1] inside the network; the running statistics are for flat observations.
-        self.policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
-                                  spaces.action_space, config.hidden, config.seed, config.normalize_obs and not images,
-                                  config.activation, config.log_std_init)
+        self.policy = build_policy(config, spaces)
         self.critic = build_critic(self.policy, spaces.observation_space, config.critic_hidden, shared_torso)
         self.shared_torso = shared_torso
         self.collector = FixedHorizonCollector(stepper, self.policy.act_numpy, config.horizon,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from tfpg.actor_critic import ActorCritic, ActorCriticBatch, ActorCriticConfig, make_kl_and_entropy
+from tfpg.actor_critic import ActorCritic, ActorCriticBatch, ActorCriticConfig, RolloutActor, make_kl_and_entropy
 from tfpg.algos.base import Algorithm
 
 
@@ -15,6 +15,21 @@ class ActorCriticAlgorithm(Algorithm):
     diagnostics of a batch after the update (KL(pi_old || pi), entropy, explained variance, ...)."""
 
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+    distributable = True   # the core collects only through `collector` (below)
+
+    @classmethod
+    def actor(cls, config: ActorCriticConfig, spaces, stepper) -> RolloutActor:
+        """A rollout worker needs the policy and a fixed-horizon collector, no critic or optimizer."""
+        return RolloutActor(config, spaces, stepper)
+
+    @property
+    def collector(self):
+        """The core's collector; --workers puts its stand-in here (`tfpg.workers.WorkerPool.attach`)."""
+        return self.core.collector
+
+    @collector.setter
+    def collector(self, collector) -> None:
+        self.core.collector = collector
 
     def _build_core(self, config: ActorCriticConfig, spaces, stepper, **core_options) -> None:
         self.config, self.stepper = config, stepper
