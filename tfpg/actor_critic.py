@@ -126,19 +126,9 @@ def build_policy(config: ActorCriticConfig, spaces):
                        config.activation, config.log_std_init)
 
 
-class RolloutActor:
-    """What a Ray rollout worker builds (`tfpg.workers`): the policy and a fixed-horizon collector on the
-    worker's envs, nothing of learning. It acts with the learner's broadcast variables, which include
-    the observation statistics, so it normalises exactly as the learner's policy did when it sent them;
-    the rollouts it returns hold the raw observations, and only the learner updates the statistics."""
-
-    def __init__(self, config: ActorCriticConfig, spaces, stepper):
-        self.policy = build_policy(config, spaces)
-        self.collector = FixedHorizonCollector(stepper, self.policy.act_numpy, config.horizon,
-                                               to_env=self.policy.env_action)
-
-    def reseed(self, seed: int) -> None:
-        self.policy.rng.reset_from_seed(seed)
+def build_collector(config: ActorCriticConfig, policy, stepper) -> FixedHorizonCollector:
+    """T = --horizon vector steps per rollout, acting with `policy` (on a rollout worker too)."""
+    return FixedHorizonCollector(stepper, policy.act_numpy, config.horizon, to_env=policy.env_action)
 
 
 class ActorCritic:
@@ -149,8 +139,7 @@ class ActorCritic:
         self.policy = build_policy(config, spaces)
         self.critic = build_critic(self.policy, spaces.observation_space, config.critic_hidden, shared_torso)
         self.shared_torso = shared_torso
-        self.collector = FixedHorizonCollector(stepper, self.policy.act_numpy, config.horizon,
-                                               to_env=self.policy.env_action)
+        self.collector = build_collector(config, self.policy, stepper)
         policy = self.policy
         self._values = tf.function(self.value, input_signature=[policy.obs_spec]).get_concrete_function()
 

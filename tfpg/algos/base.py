@@ -45,6 +45,25 @@ from tfpg.envs import EnvSpaces
 from tfpg.errors import ConfigError
 
 
+def reseed_policy(policy, seed: int) -> None:
+    """Re-seed a policy's sampling generator (a tf.random.Generator), if it has one."""
+    rng = getattr(policy, "rng", None)
+    if rng is not None and hasattr(rng, "reset_from_seed"):
+        rng.reset_from_seed(seed)
+
+
+@dataclass
+class PolicyActor:
+    """An `Algorithm.actor` of an algorithm whose acting needs only its policy and collector: a rollout worker
+    then builds no optimizer, baseline, critic or update graph (less start-up time and memory per worker)."""
+
+    policy: Any
+    collector: Any
+
+    def reseed(self, seed: int) -> None:
+        reseed_policy(self.policy, seed)
+
+
 @dataclass
 class Iteration:
     """What one iteration hands back to the trainer.
@@ -86,9 +105,7 @@ class Algorithm:
 
     def reseed(self, seed: int) -> None:
         """Re-seed the generators that drive acting (a worker's copy after a checkpoint or a restart)."""
-        rng = getattr(self.policy, "rng", None)
-        if rng is not None and hasattr(rng, "reset_from_seed"):   # a tf.random.Generator
-            rng.reset_from_seed(seed)
+        reseed_policy(self.policy, seed)
 
     @classmethod
     def check_spaces(cls, config: RunConfig, spaces: EnvSpaces) -> None:
