@@ -218,6 +218,7 @@ class WorkerPool:
     def attach(self, algorithm) -> None:
         """Put the stand-in collector in place of the algorithm's own (same collect(), same batches)."""
         local = algorithm.collector
+        self.worker_request = algorithm.worker_request
         if type(local).streams:
             self.collector = StreamingCollector(self, algorithm.policy, type(local))
         else:
@@ -347,7 +348,7 @@ class SyncCollector:
         weights = pool.broadcast(self.policy)
         share = self.local_class.split_request(request, pool.n)
         started = time.perf_counter()
-        segments = pool.gather(weights, [share] * pool.n)
+        segments = pool.gather(weights, [pool.worker_request(share, i, pool.n) for i in range(pool.n)])
         pool.times.wait_seconds += time.perf_counter() - started
         for segment in segments:
             pool.account(segment)
@@ -389,7 +390,8 @@ class StreamingCollector:
                 except RayActorError:   # died before or while putting its chunk: nothing of it was counted
                     self.pool.recover(i)
             weights = self.pool.broadcast(self.policy)
-            self.in_flight[i] = actor.stream.remote(weights, request, self.chunk_steps, self.queue)
+            self.in_flight[i] = actor.stream.remote(weights, self.pool.worker_request(request, i, self.pool.n),
+                                                    self.chunk_steps, self.queue)
 
     def collect(self, **request):
         from ray.util.queue import Empty

@@ -29,7 +29,8 @@ that sets `distributable = True` collects only through `self.collector` (a `tfpg
 collector). The trainer then builds it on a stepper that only counts (the envs live on the
 workers) and puts a stand-in with the same `collect(...)` and batch type in place of its
 collector; each worker builds `actor(config, spaces, stepper)` on its own envs, whose `policy`
-variables the learner broadcasts before collecting and whose `reseed(seed)` re-seeds its acting.
+variables the learner broadcasts before collecting and whose `reseed(seed)` re-seeds its acting;
+`worker_request` may ask each worker for something of its own (DQN's per-worker epsilon).
 """
 from __future__ import annotations
 
@@ -106,6 +107,11 @@ class Algorithm:
     def reseed(self, seed: int) -> None:
         """Re-seed the generators that drive acting (a worker's copy after a checkpoint or a restart)."""
         reseed_policy(self.policy, seed)
+
+    def worker_request(self, request: dict, index: int, workers: int) -> dict:
+        """What rollout worker `index` of `workers` is asked for when the algorithm asks its collector for
+        `request` (after the collector class's split_request); by default the same for every worker."""
+        return request
 
     @classmethod
     def check_spaces(cls, config: RunConfig, spaces: EnvSpaces) -> None:
