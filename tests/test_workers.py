@@ -141,7 +141,8 @@ def _complete_cartpole_episodes(batch) -> bool:
 
 def test_a_killed_worker_is_replaced_and_every_segment_counts_once(tmp_path, monkeypatch, ray_address):
     """Worker 1's process gets SIGKILL while the 3rd batch is being collected; its segment is collected
-    again by its replacement, and the learner trains only on whole episodes, each once."""
+    again by its replacement, and the learner trains only on whole episodes, each once (also across the
+    checkpoint, where the workers are re-seeded and drop the episodes they had begun)."""
     episodes = []
     collect, calls, pids = SyncCollector.collect, [], {}
 
@@ -156,7 +157,7 @@ def test_a_killed_worker_is_replaced_and_every_segment_counts_once(tmp_path, mon
 
     monkeypatch.setattr(SyncCollector, "collect", killing_collect)
     trainer = _trainer(tmp_path, "kill", seed=1, total_steps=3_000, workers=2, envs_per_worker=2,
-                       episodes_per_update=40)
+                       episodes_per_update=40, checkpoint_every=1_500)   # re-seeding must drop the cut episodes
     result = trainer.run()
     assert result.env_steps >= 3_000
     assert trainer.workers.restarts == [0, 1]
@@ -186,28 +187,37 @@ def test_dqn_workers_fill_the_replay_with_as_many_transitions_as_env_steps(tmp_p
     assert result.episodes > 50 and np.isfinite(result.reward_100)
 
 
-def test_two_runs_with_two_workers_are_identical_and_resume_exactly_after_sigkill(tmp_path, monkeypatch, ray_address):
-    """Run A: 2 workers x 2 envs, a checkpoint every 1000 env steps (the workers are re-seeded there), 3000 steps.
-    Run B, the same flags in a train.py process: SIGKILL once its first checkpoint is written, then resumed
-    here. B's checkpoint is A's at the same step, tensor for tensor, and the resumed B ends exactly as A:
-    two runs with the same seed and worker count are identical, and a resume continues one exactly."""
-    flags = ["--num-envs", "4", "--hidden", "16", "--episodes-per-update", "4", "--lr", "0.01", "--seed", "3",
-             "--workers", "2", "--envs-per-worker", "2", "--checkpoint-every", "1000", "--total-steps", "3000",
-             "--no-progress"]
-    reference = _cli_trainer(tmp_path / "a", "ref", flags).run()
-    summary = json.loads((tmp_path / "a" / "runs" / "ref" / "summary.json").read_text())
+# PPO with 2 workers x 2 envs and a checkpoint every 500 env steps (the workers are re-seeded there)
+PPO_TWO_WORKERS = [*PPO_FLAGS, "--seed", "4", "--workers", "2", "--envs-per-worker", "2", "--checkpoint-every", "500"]
+
+
+@pytest.fixture(scope="module")
+def ppo_reference(tmp_path_factory, ray_address):
+    """Run A: PPO_TWO_WORKERS to 1000 env steps, here; its checkpoints and export are what runs B and C meet."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    result = _cli_trainer(tmp_path, "ref", [*PPO_TWO_WORKERS, "--total-steps", "1000"]).run()
+    summary = json.loads((tmp_path / "runs" / "ref" / "summary.json").read_text())
     assert summary["workers"]["count"] == 2 and summary["workers"]["restarts"] == [0, 0]
+    return tmp_path, result
+
+
+def test_two_runs_with_two_workers_are_identical_and_resume_exactly_after_sigkill(tmp_path, monkeypatch, ray_address,
+                                                                                  ppo_reference):
+    """Run B, A's flags in a train.py process: SIGKILL once its first checkpoint is written, then resumed here.
+    B's checkpoint is A's at the same step, tensor for tensor, and the resumed B ends exactly as A: two runs
+    with the same seed and worker count are identical, and a resume continues one exactly."""
+    reference_dir, reference = ppo_reference
     script = os.path.join(ROOT, "tests", "slow_writes.py")
-    learner = subprocess.Popen([sys.executable, script, "0.01", *flags, "--ray-address", ray_address, "--run-name", "k"],
-                               cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env=dict(os.environ, PYTHONPATH=ROOT))
+    learner = subprocess.Popen([sys.executable, script, "0.01", *PPO_TWO_WORKERS, "--total-steps", "1000",
+                                "--ray-address", ray_address, "--run-name", "k"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT))
     for line in learner.stdout:
         if "checkpoint state updated" in line:
             break
     learner.send_signal(signal.SIGKILL)
     learner.wait()
     first = latest_checkpoint(tmp_path / "runs" / "k")
-    _assert_same_checkpoint(first, tmp_path / "a" / "runs" / "ref" / "checkpoints" / os.path.basename(first))
+    _assert_same_checkpoint(first, reference_dir / "runs" / "ref" / "checkpoints" / os.path.basename(first))
     # resumed here (this process is already connected to the same Ray instance), to the same budget
     monkeypatch.chdir(tmp_path)   # the saved config's --logdir and --export-dir are relative
     config, run_dir, export_path, validated = check_resume(str(tmp_path / "runs" / "k"), None, None, None, {})
@@ -216,7 +226,7 @@ def test_two_runs_with_two_workers_are_identical_and_resume_exactly_after_sigkil
                                                                          reference.reward_100)
     obs = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
     np.testing.assert_array_equal(_logits(tmp_path / "saved_models" / "k", obs),
-                                  _logits(tmp_path / "a" / "models" / "ref", obs))
+                                  _logits(reference_dir / "models" / "ref", obs))
 
 
 def _rollout_worker_pids() -> set[int]:
@@ -232,18 +242,18 @@ def _rollout_worker_pids() -> set[int]:
     return pids
 
 
-def test_sigint_ends_a_ppo_run_with_two_workers_cleanly_and_resume_continues_it(tmp_path, monkeypatch, ray_address):
-    """Ctrl-C (SIGINT to train.py's process group) once PPO with 2 workers has written its first checkpoint: the
-    update finishes, the checkpoint and export are written, one line says so and the exit status is 130 (README,
-    Reliability); no rollout worker outlives the run. Its first checkpoint is that of a run with the same flags
-    here, tensor for tensor (two PPO runs with 2 workers are identical), and --resume continues from the
-    interrupted step."""
-    flags = [*PPO_FLAGS, "--seed", "4", "--workers", "2", "--envs-per-worker", "2", "--checkpoint-every", "500"]
-    _cli_trainer(tmp_path / "a", "ref", [*flags, "--total-steps", "600"]).run()
-    (reference,) = (tmp_path / "a" / "runs" / "ref" / "checkpoints").glob("ckpt-*.index")
-    learner = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *flags, "--ray-address", ray_address,
-                                "--run-name", "sig"], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT), start_new_session=True)
+def test_sigint_ends_a_ppo_run_with_two_workers_cleanly_and_resume_continues_it(tmp_path, monkeypatch, ray_address,
+                                                                                 ppo_reference):
+    """Ctrl-C (SIGINT to train.py's process group) once PPO with 2 workers (run C, A's flags but a budget it
+    does not reach) has written its first checkpoint: the update finishes, the checkpoint and export are
+    written, one line says so and the exit status is 130 (README, Reliability); no rollout worker outlives
+    the run. Its first checkpoint is A's, tensor for tensor, and --resume continues from the interrupted step."""
+    reference = min((ppo_reference[0] / "runs" / "ref" / "checkpoints").glob("ckpt-*.index"),
+                    key=lambda path: int(path.stem.split("-")[1]))
+    learner = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *PPO_TWO_WORKERS, "--total-steps",
+                                "1000000", "--ray-address", ray_address, "--run-name", "sig"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT),
+                               start_new_session=True)
     run_dir = tmp_path / "runs" / "sig"
     deadline = time.monotonic() + 300
     while not (run_dir / "checkpoints" / "checkpoint").exists():   # the state file: a checkpoint is complete
@@ -280,7 +290,8 @@ TWO_NODES = r"""
 import json, sys
 from ray.cluster_utils import Cluster
 from tfpg import cli
-cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, object_store_memory=80 * 2**20))
+cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, object_store_memory=80 * 2**20,
+                                                          include_dashboard=False))
 cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
 cluster.wait_for_nodes()
 try:

@@ -271,10 +271,15 @@ class FixedHorizonCollector:
 
     def __init__(self, stepper: VecStepper, act: Act, horizon: int, to_env: Act | None = None):
         self.stepper, self.act, self.horizon, self.to_env = stepper, act, horizon, to_env
-        envs, n = stepper.envs, stepper.num_envs
+        # Allocated by the first collect(): a learner whose rollout workers collect never needs it (with many
+        # workers' frames it would be a large unused array).
+        self.rollout: Rollout | None = None
+
+    def _allocate(self) -> Rollout:
+        envs, n, horizon = self.stepper.envs, self.stepper.num_envs, self.horizon
         obs_space, act_space = envs.single_observation_space, envs.single_action_space
         action_dtype = np.float32 if act_space.dtype == np.float64 else act_space.dtype
-        self.rollout = Rollout(
+        return Rollout(
             observations=np.zeros((horizon, n, *obs_space.shape), dtype=obs_space.dtype),
             actions=np.zeros((horizon, n, *act_space.shape), dtype=action_dtype),
             rewards=np.zeros((horizon, n), dtype=np.float32), terminated=np.zeros((horizon, n), dtype=bool),
@@ -283,6 +288,8 @@ class FixedHorizonCollector:
 
     def collect(self) -> Rollout:
         """Step every sub-env `horizon` times with one batched `act` call per vector step."""
+        if self.rollout is None:
+            self.rollout = self._allocate()
         r = self.rollout
         for t in range(self.horizon):
             step = _step(self.stepper, self.act, self.to_env)
