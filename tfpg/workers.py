@@ -203,7 +203,10 @@ class WorkerPool:
         self.actors = [remote.options(scheduling_strategy="SPREAD").remote(values, i, self.m,
                                                                            worker_seed(config.seed, i))
                        for i in range(self.n)]
-        self.placement = ray.get([a.info.remote() for a in self.actors])
+        # Read in attach(): the workers start (a process and a TensorFlow import each) while the learner builds
+        # its algorithm, and an error in a worker's construction still ends the run before anything is collected.
+        self._placement_refs = [a.info.remote() for a in self.actors]
+        self.placement: list[dict] = []
         self.stepper = PooledStepper(self, spaces, self.n * self.m, on_episode)
         self.restarts = [0] * self.n
         self.worker_steps = np.zeros(self.n, dtype=np.int64)        # since the last log
@@ -217,6 +220,7 @@ class WorkerPool:
     # --- wiring ---------------------------------------------------------------------------------
     def attach(self, algorithm) -> None:
         """Put the stand-in collector in place of the algorithm's own (same collect(), same batches)."""
+        self.placement = require_ray().get(self._placement_refs)
         local = algorithm.collector
         self.worker_request = algorithm.worker_request
         if type(local).streams:
