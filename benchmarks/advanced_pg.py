@@ -36,8 +36,9 @@ CARTPOLE_TARGET = 475.0
 EVAL_EPISODES = 20
 # The zoo's n_timesteps for CartPole-v1 (hyperparams/{a2c,ppo,trpo}.yml), the budget both sides get.
 ZOO_CARTPOLE_BUDGET = {"a2c": 500_000, "ppo": 100_000, "trpo": 100_000}
-# Their CartPole-v1 entries have no lin_ schedules, so nothing depends on the total budget.
-NO_SCHEDULE_ON_CARTPOLE = ("a2c", "trpo")
+# Zoo entries without lin_ schedules: nothing in them depends on the total budget, so a run cut short
+# is the zoo's own run up to the cut (what --peer-steps-cap relies on).
+NO_SCHEDULE = {("a2c", "CartPole-v1"), ("trpo", "CartPole-v1"), ("trpo", "LunarLanderContinuous-v3")}
 
 
 def tfpg_preset(algo: str, env_id: str) -> str | None:
@@ -134,9 +135,11 @@ def time_ratio(ours: list[dict], peer: list[dict], env_id: str) -> str:
         return [r["train_s"] for r in runs]
 
     a, b = seconds(ours), seconds(peer)
-    if a and b:
+    steps = [r["env_steps"] for r in ours + peer]
+    same_work = env_id == "CartPole-v1" or max(steps, default=0) < 1.05 * min(steps, default=0)
+    if a and b and same_work:
         return f"{statistics.median(a) / statistics.median(b):.2f}"
-    if ours and peer:   # one side never got there: compare seconds per env step instead
+    if ours and peer:   # one side never got there, or the budgets differ: compare seconds per env step instead
         per_step = statistics.median(r["steps_per_s"] for r in peer) / statistics.median(r["steps_per_s"] for r in ours)
         return f"{per_step:.2f} per env step"
     return "–"
@@ -171,8 +174,9 @@ def table(results: dict, env_id: str, seeds) -> str:
         lines.append(f"\nSB3 stopped early ({', '.join(cut)} steps): their zoo entries have no schedules, so up to "
                      "there the run is the zoo's own.")
     return "\n".join(lines) + (
-        f"\n\nMedian [min–max] over the seeds run of {', '.join(map(str, seeds))} (n/N: runs that reached 475 of "
-        f"the runs made), tfpg and SB3 alternated seed by seed in one session ({m['date']}, {m['cpus']} cores shared "
+        f"\n\nMedian [min–max] over the seeds run of {', '.join(map(str, seeds))}"
+        f"{' (n/N: runs that reached 475 of the runs made)' if cartpole else ''}, tfpg and SB3 alternated seed by "
+        f"seed in one session ({m['date']}, {m['cpus']} cores shared "
         "with other work, so seconds are noisy; env steps are not). "
         f"`python benchmarks/advanced_pg.py{'' if cartpole else ' --env ' + env_id} --readme`.")
 
@@ -224,9 +228,11 @@ def parse_args():
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
     p.add_argument("--peer-torch-threads", type=int, default=0, help="torch threads of the peer; 0 = torch's default")
     p.add_argument("--peer-steps-cap", type=int, default=0,
-                   help="stop SB3 after this many steps where its zoo entry has no schedule (a2c, trpo on CartPole): "
+                   help="stop SB3 after this many steps where its zoo entry has no schedule (a2c and trpo on CartPole, "
+                        "trpo on LunarLanderContinuous): "
                         "the run up to the cut is the same; 0 = the zoo's whole budget")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run in results/ (same --env, --algos)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in results/ (same --env); other --algos are added beside it")
     p.add_argument("--readme", action="store_true")
     p.add_argument("--plot-only", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     return p.parse_args()
@@ -235,7 +241,7 @@ def parse_args():
 def peer_budget(args, algo: str, steps: int) -> int:
     """SB3's budget: the zoo's, or --peer-steps-cap where cutting it short changes nothing before the cut
     (a zoo entry without schedules, same seed: the same run)."""
-    capped = args.env == "CartPole-v1" and algo in NO_SCHEDULE_ON_CARTPOLE and args.peer_steps_cap
+    capped = (algo, args.env) in NO_SCHEDULE and args.peer_steps_cap
     return min(steps, args.peer_steps_cap) if capped else steps
 
 
@@ -245,14 +251,16 @@ def setup(args, stem: str) -> dict:
     if args.resume and os.path.exists(path):
         with open(path) as f:
             results = json.load(f)
-        if results["env_id"] != args.env or list(results["algos"]) != args.algos:
-            raise SystemExit(f"--resume: {path} holds other work ({results['env_id']}, {list(results['algos'])})")
+        if results["env_id"] != args.env:
+            raise SystemExit(f"--resume: {path} holds another env ({results['env_id']})")
     else:
         results = {"env_id": args.env, "machine": machine(), "algos": {}}
-        for algo in args.algos:
-            tfpg_algo = args.tfpg_algo or algo
-            results["algos"][algo] = {"tfpg_algo": tfpg_algo, "tfpg_preset": tfpg_preset(tfpg_algo, args.env),
-                                      "budget": budget(algo, args.env, args.total_steps), "tfpg": [], "sb3": []}
+    for algo in args.algos:
+        if algo in results["algos"]:
+            continue   # --resume with another algorithm adds it beside the ones measured
+        tfpg_algo = args.tfpg_algo or algo
+        results["algos"][algo] = {"tfpg_algo": tfpg_algo, "tfpg_preset": tfpg_preset(tfpg_algo, args.env),
+                                  "budget": budget(algo, args.env, args.total_steps), "tfpg": [], "sb3": []}
     for algo, row in results["algos"].items():
         if "sb3_budget" not in row:   # a JSON from before --peer-steps-cap existed
             row["sb3_budget"] = peer_budget(args, algo, row["budget"])
@@ -269,7 +277,8 @@ def main():
     stem = "advanced_pg_" + args.env.split("-")[0].lower()
     results = setup(args, stem)
     for k, seed in enumerate(args.seeds):
-        for algo, row in results["algos"].items():
+        for algo in args.algos:
+            row = results["algos"][algo]
             # Alternate who goes first, so slow phases of a shared machine hit both alike.
             for side in (("tfpg", "sb3") if k % 2 == 0 else ("sb3", "tfpg")):
                 if any(r["seed"] == seed for r in row[side]):

@@ -2,6 +2,10 @@
 gymnasium path (preset cartpole-reinforce) and the PyTorch book-REINFORCE peer, in one session.
 
     python benchmarks/graph_cartpole.py [--seeds 0 1 2 3 4] [--agents 1 8 64] [--readme]
+    python benchmarks/graph_cartpole.py --algo ppo [--seeds 0 1 2 3 4] [--agents 1 8] [--readme]
+
+With --algo ppo: preset ppo-cartpole (the zoo's settings, 100k-step budget) with --backend gym and with
+--backend graph per seed, then one graph run of K agents per K > 1; its own README table (graph-cartpole-ppo).
 
 Per seed, one after another (never two trainings at once): the peer, the gymnasium preset, the graph preset
 with one agent, and that preset again with --intra-op-threads 1; then one run of K agents (seeds 0 ... K-1)
@@ -92,14 +96,58 @@ def table(args, python, rows, multi) -> str:
     return "\n".join(head)
 
 
+def ppo_table(rows, multi) -> str:
+    """The PPO rows: preset ppo-cartpole on each backend per seed, and the K-agent graph runs."""
+    head = ["| system | agents | solved | compile s | train s to 475 | env steps to 475 (per agent) | env steps/s "
+            "| process wall s |", "|---|---|---|---|---|---|---|---|"]
+    for name, runs in (("tfpg gym `ppo-cartpole`", rows["gym"]), ("tfpg graph `ppo-cartpole --backend graph`",
+                                                                  rows["graph"])):
+        solved = [r for r in runs if r["solved"]]
+        compile_cell = cells(r["compile_seconds"] for r in runs) if "compile_seconds" in runs[0] else "—"
+        head.append(f"| {name} | 1 | {len(solved)}/{len(runs)} | {compile_cell} "
+                    f"| {cells(r['train_seconds'] for r in solved)} | {cells((r['env_steps'] for r in solved), '{:,.0f}')} "
+                    f"| {cells((r['steps_per_s'] for r in runs), '{:,.0f}')} "
+                    f"| {cells((r['process_wall_s'] for r in runs), '{:.1f}')} |")
+    for k, run in multi.items():
+        solved = [a for a in run["per_agent"] if a["solved_env_steps"] > 0]
+        head.append(f"| tfpg graph `ppo-cartpole --backend graph --num-seeds {k}` | {k} | {len(solved)}/{k} "
+                    f"| {run['compile_seconds']:.1f} | {cells(a['solved_seconds'] for a in solved)} "
+                    f"(all: {run['train_seconds']:.2f}) | {cells((a['solved_env_steps'] for a in solved), '{:,.0f}')} "
+                    f"| {run['steps_per_s']:,.0f} | {run['process_wall_s']:.1f} |")
+    return "\n".join(head)
+
+
+def ppo_main(args) -> None:
+    load_before = os.getloadavg()
+    graph = ["--preset", "ppo-cartpole", "--backend", "graph"]
+    rows = {"gym": [], "graph": []}
+    for seed in args.seeds:   # alternate, so machine noise hits both backends alike
+        rows["gym"].append(run_training(["--preset", "ppo-cartpole"], seed))
+        rows["graph"].append(run_training(graph, seed))
+        print(f"seed {seed}: " + json.dumps({k: v[-1] for k, v in rows.items()}, default=str)[:600], flush=True)
+    multi = {k: run_training([*graph, "--num-seeds", str(k)], 0) for k in args.agents if k > 1}
+    load_after = os.getloadavg()
+    ratio = statistics.median(r["train_seconds"] for r in rows["gym"] if r["solved"]) / statistics.median(
+        r["train_seconds"] for r in rows["graph"] if r["solved"])
+    load = (f"; 1-min load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (the machine was shared)"
+            f"{(' ' + args.note) if args.note else ''}")
+    text = (ppo_table(rows, multi) + "\n\n" + footer(args.seeds, "graph_cartpole.py --algo ppo", load)
+            + f" Median training time to 475 of the solved runs: gym / graph K=1 = {ratio:.1f}x.")
+    publish("graph-cartpole-ppo", text, "graph_cartpole_ppo.json", {"rows": rows, "multi": multi}, args.readme)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--agents", type=int, nargs="+", default=[1, 8, 64])
+    p.add_argument("--agents", type=int, nargs="+", default=None, help="default: 1 8 64 (reinforce), 1 8 (ppo)")
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
     p.add_argument("--note", default="", help="a remark for the footer, e.g. the machine's load")
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--algo", choices=("reinforce", "ppo"), default="reinforce")
     args = p.parse_args()
+    args.agents = args.agents or ([1, 8, 64] if args.algo == "reinforce" else [1, 8])
+    if args.algo == "ppo":
+        return ppo_main(args)
     python = os.path.join(args.peers_venv, "bin", "python")
     python = python if os.path.exists(python) else None
     load_before = os.getloadavg()

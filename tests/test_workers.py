@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,14 +19,22 @@ from conftest import ROOT, run_tensorflow_only
 
 ray = pytest.importorskip("ray")
 
+from tfpg import cli  # noqa: E402
+from tfpg.actor_critic import ActorCritic  # noqa: E402
 from tfpg.algos import REGISTRY  # noqa: E402
 from tfpg.algos.reinforce import Reinforce  # noqa: E402
-from tfpg.checks import prepare_paths  # noqa: E402
+from tfpg.checkpoint import latest_checkpoint  # noqa: E402
+from tfpg.checks import check_resume, prepare_paths  # noqa: E402
 from tfpg.config import build_config  # noqa: E402
 from tfpg.trainer import Trainer  # noqa: E402
 from tfpg.workers import SyncCollector  # noqa: E402
 
 SMALL = dict(num_envs=4, hidden=(16,), episodes_per_update=4, lr=0.01, stop_reward=None, progress=False)
+# PPO on 4 envs x 32 steps (128 per update) with the running observation statistics, whose values the workers
+# get with the weights; the preset's linear schedules off, so that --total-steps does not change the updates.
+PPO_FLAGS = ["--algo", "ppo", "--num-envs", "4", "--horizon", "32", "--hidden", "16", "--critic-hidden", "16",
+             "--epochs", "2", "--minibatch-size", "64", "--normalize-obs", "true", "--linear-lr", "false",
+             "--linear-clip", "false", "--eval-every", "0", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +54,19 @@ def _trainer(tmp_path, name, algo="reinforce", resume=False, **values):
     return Trainer(REGISTRY[algo], config, *prepare_paths(config))
 
 
-def _record(monkeypatch):
-    """Every batch Reinforce trains on and every iteration's metrics, in order."""
+def _cli_trainer(tmp_path, name, flags):
+    """The Trainer `train.py FLAGS` would run, writing under tmp_path."""
+    args = cli.make_parser().parse_args([*flags, "--logdir", str(tmp_path / "runs"), "--export-dir",
+                                         str(tmp_path / "models"), "--run-name", name])
+    config, run_dir, export_path, _ = cli.configure(args)
+    return Trainer(REGISTRY[config.algo], config, run_dir, export_path)
+
+
+def _record(monkeypatch, algo: str, collecting_class, metrics: tuple[str, ...]):
+    """Every batch `collecting_class.collect` hands to the algorithm and the named metrics of every iteration."""
     batches, losses = [], []
-    collect, iteration = Reinforce.collect, Reinforce.iteration
+    algorithm = REGISTRY[algo]
+    collect, iteration = collecting_class.collect, algorithm.iteration
 
     def recording_collect(self):
         batches.append(collect(self))
@@ -56,11 +74,11 @@ def _record(monkeypatch):
 
     def recording_iteration(self):
         result = iteration(self)
-        losses.append((result.metrics["loss_policy"], result.metrics["grad_l2"]))
+        losses.append(tuple(result.metrics[name] for name in metrics))
         return result
 
-    monkeypatch.setattr(Reinforce, "collect", recording_collect)
-    monkeypatch.setattr(Reinforce, "iteration", recording_iteration)
+    monkeypatch.setattr(collecting_class, "collect", recording_collect)
+    monkeypatch.setattr(algorithm, "iteration", recording_iteration)
     return batches, losses
 
 
@@ -68,42 +86,48 @@ def _logits(path, obs):
     return tf.saved_model.load(str(path)).signatures["distribution"](observations=tf.constant(obs))["logits"].numpy()
 
 
-def test_one_worker_collects_and_learns_exactly_what_the_in_process_collector_does(tmp_path, monkeypatch, ray_address):
+def _checkpoint_tensors(prefix) -> dict:
+    """Every variable a checkpoint holds but the training clock (which no two runs share); the object graph
+    is left out too, as it names Keras objects by their order of creation in the process."""
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.endswith("VARIABLE_VALUE") and "seconds" not in name}
+
+
+def _assert_same_checkpoint(a, b) -> None:
+    first, second = _checkpoint_tensors(a), _checkpoint_tensors(b)
+    assert sorted(first) == sorted(second)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+EQUAL_RUNS = {   # algo: (what collects its batches, their fields, the metrics compared, the run's flags)
+    "reinforce": (Reinforce, ("observations", "actions", "returns"), ("loss_policy", "grad_l2"), ["--num-envs", "4",
+                  "--hidden", "16", "--episodes-per-update", "4", "--lr", "0.01", "--total-steps", "1500"]),
+    "ppo": (ActorCritic, ("observations", "actions", "advantages", "returns", "values", "log_probs"),
+            ("loss_policy", "value_loss", "approx_kl", "clip_fraction"), [*PPO_FLAGS, "--total-steps", "600"]),
+}
+
+
+@pytest.mark.parametrize("algo", sorted(EQUAL_RUNS))
+def test_one_worker_collects_and_learns_exactly_what_the_in_process_collector_does(tmp_path, monkeypatch, ray_address,
+                                                                                   algo):
+    """REINFORCE's episodes, and PPO's fixed-horizon rollouts with the running observation statistics (which
+    travel with the broadcast weights) and the truncation bootstrap (the observation after the cut comes back)."""
+    collecting_class, fields, metrics, flags = EQUAL_RUNS[algo]
     runs = {}
-    for name, workers in (("local", 0), ("ray", 1)):
-        batches, losses = _record(monkeypatch)
-        result = _trainer(tmp_path, name, seed=7, total_steps=1_500, workers=workers).run()
+    for name, workers in (("local", []), ("ray", ["--workers", "1"])):
+        batches, losses = _record(monkeypatch, algo, collecting_class, metrics)
+        result = _cli_trainer(tmp_path, name, [*flags, "--seed", "7", *workers]).run()
         runs[name] = (batches, losses, result)
         monkeypatch.undo()
     (local, local_losses, local_result), (remote, remote_losses, remote_result) = runs["local"], runs["ray"]
-    assert len(local) == len(remote) >= 10
+    assert len(local) == len(remote) >= 4
     for a, b in zip(local, remote):
-        for field in ("observations", "actions", "returns"):
+        for field in fields:
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     assert local_losses == remote_losses
     assert (local_result.env_steps, local_result.episodes) == (remote_result.env_steps, remote_result.episodes)
-
-
-@pytest.fixture(scope="module")
-def two_worker_reference(tmp_path_factory, ray_address):
-    """A run with 2 workers x 2 envs and checkpoints every 1000 env steps (re-seeding the workers there)."""
-    tmp_path = tmp_path_factory.mktemp("reference")
-    result = _trainer(tmp_path, "ref", seed=3, total_steps=3_000, workers=2, envs_per_worker=2,
-                      checkpoint_every=1_000).run()
-    return tmp_path, result
-
-
-def test_two_runs_with_two_workers_are_identical(tmp_path, two_worker_reference):
-    reference_dir, reference = two_worker_reference
-    again = _trainer(tmp_path, "again", seed=3, total_steps=3_000, workers=2, envs_per_worker=2,
-                     checkpoint_every=1_000).run()
-    assert (again.env_steps, again.episodes, again.reward_100) == (reference.env_steps, reference.episodes,
-                                                                   reference.reward_100)
-    obs = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
-    np.testing.assert_array_equal(_logits(tmp_path / "models" / "again", obs),
-                                  _logits(reference_dir / "models" / "ref", obs))
-    summary = json.loads((reference_dir / "runs" / "ref" / "summary.json").read_text())
-    assert summary["workers"]["count"] == 2 and summary["workers"]["restarts"] == [0, 0]
 
 
 def _complete_cartpole_episodes(batch) -> bool:
@@ -117,7 +141,8 @@ def _complete_cartpole_episodes(batch) -> bool:
 
 def test_a_killed_worker_is_replaced_and_every_segment_counts_once(tmp_path, monkeypatch, ray_address):
     """Worker 1's process gets SIGKILL while the 3rd batch is being collected; its segment is collected
-    again by its replacement, and the learner trains only on whole episodes, each once."""
+    again by its replacement, and the learner trains only on whole episodes, each once (also across the
+    checkpoint, where the workers are re-seeded and drop the episodes they had begun)."""
     episodes = []
     collect, calls, pids = SyncCollector.collect, [], {}
 
@@ -132,7 +157,7 @@ def test_a_killed_worker_is_replaced_and_every_segment_counts_once(tmp_path, mon
 
     monkeypatch.setattr(SyncCollector, "collect", killing_collect)
     trainer = _trainer(tmp_path, "kill", seed=1, total_steps=3_000, workers=2, envs_per_worker=2,
-                       episodes_per_update=40)
+                       episodes_per_update=40, checkpoint_every=1_500)   # re-seeding must drop the cut episodes
     result = trainer.run()
     assert result.env_steps >= 3_000
     assert trainer.workers.restarts == [0, 1]
@@ -162,43 +187,111 @@ def test_dqn_workers_fill_the_replay_with_as_many_transitions_as_env_steps(tmp_p
     assert result.episodes > 50 and np.isfinite(result.reward_100)
 
 
-def _resume(run_dir):
-    """What `train.py --resume RUN_DIR` does, in this process."""
-    from tfpg.checks import check_resume
-    from tfpg.trainer import train
-
-    config, run_dir, export_path, validated = check_resume(str(run_dir), None, None, None, {})
-    return train(config, run_dir, export_path, resume=True, validated=validated)
+# PPO with 2 workers x 2 envs and a checkpoint every 500 env steps (the workers are re-seeded there)
+PPO_TWO_WORKERS = [*PPO_FLAGS, "--seed", "4", "--workers", "2", "--envs-per-worker", "2", "--checkpoint-every", "500"]
 
 
-def test_resume_after_sigkill_of_the_learner_with_workers(tmp_path, monkeypatch, two_worker_reference, ray_address):
-    reference_dir, reference = two_worker_reference
-    flags = ["--num-envs", "4", "--hidden", "16", "--episodes-per-update", "4", "--lr", "0.01", "--seed", "3",
-             "--workers", "2", "--envs-per-worker", "2", "--checkpoint-every", "1000", "--total-steps", "3000",
-             "--ray-address", ray_address, "--no-progress", "--run-name", "k"]
+@pytest.fixture(scope="module")
+def ppo_reference(tmp_path_factory, ray_address):
+    """Run A: PPO_TWO_WORKERS to 1000 env steps, here; its checkpoints and export are what runs B and C meet."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    result = _cli_trainer(tmp_path, "ref", [*PPO_TWO_WORKERS, "--total-steps", "1000"]).run()
+    summary = json.loads((tmp_path / "runs" / "ref" / "summary.json").read_text())
+    assert summary["workers"]["count"] == 2 and summary["workers"]["restarts"] == [0, 0]
+    return tmp_path, result
+
+
+def test_two_runs_with_two_workers_are_identical_and_resume_exactly_after_sigkill(tmp_path, monkeypatch, ray_address,
+                                                                                  ppo_reference):
+    """Run B, A's flags in a train.py process: SIGKILL once its first checkpoint is written, then resumed here.
+    B's checkpoint is A's at the same step, tensor for tensor, and the resumed B ends exactly as A: two runs
+    with the same seed and worker count are identical, and a resume continues one exactly."""
+    reference_dir, reference = ppo_reference
     script = os.path.join(ROOT, "tests", "slow_writes.py")
-    learner = subprocess.Popen([sys.executable, script, "0.01", *flags], cwd=tmp_path, text=True,
+    learner = subprocess.Popen([sys.executable, script, "0.01", *PPO_TWO_WORKERS, "--total-steps", "1000",
+                                "--ray-address", ray_address, "--run-name", "k"], cwd=tmp_path, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT))
     for line in learner.stdout:
         if "checkpoint state updated" in line:
             break
     learner.send_signal(signal.SIGKILL)
     learner.wait()
+    first = latest_checkpoint(tmp_path / "runs" / "k")
+    _assert_same_checkpoint(first, reference_dir / "runs" / "ref" / "checkpoints" / os.path.basename(first))
     # resumed here (this process is already connected to the same Ray instance), to the same budget
     monkeypatch.chdir(tmp_path)   # the saved config's --logdir and --export-dir are relative
-    resumed = _resume(tmp_path / "runs" / "k")
-    assert (resumed.env_steps, resumed.episodes) == (reference.env_steps, reference.episodes)
-    assert resumed.reward_100 == pytest.approx(reference.reward_100, abs=1e-9)
+    config, run_dir, export_path, validated = check_resume(str(tmp_path / "runs" / "k"), None, None, None, {})
+    resumed = Trainer(REGISTRY[config.algo], config, run_dir, export_path, True, validated).run()
+    assert (resumed.env_steps, resumed.episodes, resumed.reward_100) == (reference.env_steps, reference.episodes,
+                                                                         reference.reward_100)
     obs = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
-    np.testing.assert_allclose(_logits(tmp_path / "saved_models" / "k", obs),
-                               _logits(reference_dir / "models" / "ref", obs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(_logits(tmp_path / "saved_models" / "k", obs),
+                                  _logits(reference_dir / "models" / "ref", obs))
+
+
+def _rollout_worker_pids() -> set[int]:
+    """Live processes that Ray titled as a RolloutWorker actor (a dead one's, a zombie's, title is empty)."""
+    pids = set()
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read().startswith(b"ray::RolloutWorker"):
+                    pids.add(int(entry))
+        except OSError:   # ended meanwhile
+            pass
+    return pids
+
+
+def test_sigint_ends_a_ppo_run_with_two_workers_cleanly_and_resume_continues_it(tmp_path, monkeypatch, ray_address,
+                                                                                 ppo_reference):
+    """Ctrl-C (SIGINT to train.py's process group) once PPO with 2 workers (run C, A's flags but a budget it
+    does not reach) has written its first checkpoint: the update finishes, the checkpoint and export are
+    written, one line says so and the exit status is 130 (README, Reliability); no rollout worker outlives
+    the run. Its first checkpoint is A's, tensor for tensor, and --resume continues from the interrupted step."""
+    reference = min((ppo_reference[0] / "runs" / "ref" / "checkpoints").glob("ckpt-*.index"),
+                    key=lambda path: int(path.stem.split("-")[1]))
+    learner = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *PPO_TWO_WORKERS, "--total-steps",
+                                "1000000", "--ray-address", ray_address, "--run-name", "sig"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT),
+                               start_new_session=True)
+    run_dir = tmp_path / "runs" / "sig"
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "checkpoint").exists():   # the state file: a checkpoint is complete
+        assert learner.poll() is None and time.monotonic() < deadline, learner.communicate()[0][-3000:]
+        time.sleep(0.05)
+    workers = _rollout_worker_pids()
+    os.killpg(learner.pid, signal.SIGINT)
+    out = learner.communicate(timeout=300)[0]
+    assert learner.returncode == 128 + signal.SIGINT, out[-3000:]
+    said = [line for line in out.splitlines() if line.startswith("interrupted by SIGINT at ")]
+    assert len(said) == 1 and "env steps; checkpoint and export written. Resume with: python train.py --resume" in said[0]
+    steps = int(said[0].split()[4].replace(",", ""))
+    assert os.path.basename(latest_checkpoint(run_dir)) == f"ckpt-{steps}"
+    assert (tmp_path / "saved_models" / "sig" / "saved_model.pb").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["interrupted_by"], summary["env_steps"]) == (signal.SIGINT, steps)
+    _assert_same_checkpoint(reference.with_suffix(""), run_dir / "checkpoints" / reference.stem)
+    assert len(workers) >= 2
+    while workers & _rollout_worker_pids() and time.monotonic() < deadline:   # ray.kill is asynchronous
+        time.sleep(0.1)
+    assert not workers & _rollout_worker_pids()
+    # --resume (here: this process is connected to the same Ray instance) with a budget 200 steps further
+    monkeypatch.chdir(tmp_path)   # the saved config's --logdir and --export-dir are relative
+    config, resumed_dir, export_path, validated = check_resume(str(run_dir), None, None, None,
+                                                               {"total_steps": steps + 200})
+    trainer = Trainer(REGISTRY[config.algo], config, resumed_dir, export_path, True, validated)
+    assert (trainer.stepper.env_steps, trainer.stats.episodes) == (steps, summary["episodes"])
+    resumed = trainer.run()
+    assert resumed.interrupted_by is None and steps + 200 <= resumed.env_steps < steps + 200 + 128
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == resumed.env_steps
 
 
 TWO_NODES = r"""
 import json, sys
 from ray.cluster_utils import Cluster
 from tfpg import cli
-cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, object_store_memory=80 * 2**20))
+cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, object_store_memory=80 * 2**20,
+                                                          include_dashboard=False))
 cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
 cluster.wait_for_nodes()
 try:

@@ -1,6 +1,8 @@
 """The worker flags' checks: one line, exit 2, nothing written (Ray itself is not needed here)."""
 import importlib.util
 
+import numpy as np
+
 from tfpg import cli
 
 
@@ -26,3 +28,38 @@ def test_worker_flags_need_workers_and_one_source_of_cpus(capsys, tmp_path, monk
                                                              "--ray-num-cpus", "2"])
         assert code == 2 and "--ray-num-cpus sizes the local Ray instance" in lines[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_per_worker_epsilon_is_a_dqn_option_for_runs_with_workers(capsys, tmp_path, monkeypatch):
+    code, lines = _main(capsys, tmp_path, monkeypatch, ["--algo", "reinforce", "--worker-eps", "0.4"])
+    assert code == 2 and lines == ["train.py: error: --worker-eps does not apply to --algo reinforce"]
+    code, lines = _main(capsys, tmp_path, monkeypatch, ["--algo", "dqn", "--worker-eps", "0.4"])
+    assert code == 2 and lines == ["train.py: error: --worker-eps sets the epsilon of each Ray rollout worker: add "
+                                   "--workers N, or use the --eps-* schedule"]
+    code, lines = _main(capsys, tmp_path, monkeypatch, ["--algo", "dqn", "--worker-eps-alpha", "3"])
+    assert code == 2 and lines == ["train.py: error: --worker-eps-alpha shapes the per-worker epsilons of --worker-eps: "
+                                   "add --worker-eps E"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_dqn_worker_explores_with_its_own_fixed_epsilon_once_the_warm_up_is_done():
+    """Ape-X's epsilon_i = 0.4^(1 + 7 i / 3) for 4 workers; the warm-up stays uniformly random (epsilon 1)."""
+    import dataclasses
+
+    from tfpg import envs as envs_lib
+    from tfpg.algos.dqn import DQN
+    from tfpg.config import build_config
+    from tfpg.stepping import VecStepper
+
+    config = dataclasses.replace(build_config("dqn", "CartPole-v1", None, dict(num_envs=1, hidden=(8,))),
+                                 learning_starts=5, worker_eps=0.4)   # as with --workers 4 (Ray not needed here)
+    envs = envs_lib.make_train_envs(config)
+    dqn = DQN(config, envs_lib.env_spaces(config.env_id), VecStepper(envs, config.env_id))
+    asked = {"epsilon": 1.0}
+    assert [dqn.worker_request(asked, i, 4) for i in range(4)] == [asked] * 4
+    for _ in range(5):
+        dqn.buffer.add(**dqn.collector.collect(epsilon=1.0).arrays())
+    epsilons = [dqn.worker_request({"epsilon": 0.7}, i, 4)["epsilon"] for i in range(4)]
+    np.testing.assert_allclose(epsilons, [0.4, 0.4 ** (1 + 7 / 3), 0.4 ** (1 + 14 / 3), 0.4 ** 8])
+    assert dqn.worker_request({"epsilon": 0.7}, 0, 1)["epsilon"] == 0.4
+    envs.close()

@@ -117,20 +117,29 @@ def apply_if_finite(optimizer, loss, grads, variables, grad_clip: float):
     return tf.cond(finite, apply, lambda: tf.constant(False))
 
 
+def build_policy(config: ActorCriticConfig, spaces):
+    """pi_theta of the actor-critics, with the running observation statistics unless the observations are frames."""
+    images = networks.is_image_space(spaces.observation_space)
+    # Frames are scaled to [0, 1] inside the network; the running statistics are for flat observations.
+    return make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
+                       spaces.action_space, config.hidden, config.seed, config.normalize_obs and not images,
+                       config.activation, config.log_std_init)
+
+
+def build_collector(config: ActorCriticConfig, policy, stepper) -> FixedHorizonCollector:
+    """T = --horizon vector steps per rollout, acting with `policy` (on a rollout worker too)."""
+    return FixedHorizonCollector(stepper, policy.act_numpy, config.horizon, to_env=policy.env_action)
+
+
 class ActorCritic:
     """Policy + critic + collector + advantages; each algorithm holds one (`self.core`)."""
 
     def __init__(self, config: ActorCriticConfig, spaces, stepper, shared_torso: bool = False):
         self.config, self.stepper = config, stepper
-        images = networks.is_image_space(spaces.observation_space)
-        # Frames are scaled to [0, 1] inside the network; the running statistics are for flat observations.
-        self.policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
-                                  spaces.action_space, config.hidden, config.seed, config.normalize_obs and not images,
-                                  config.activation, config.log_std_init)
+        self.policy = build_policy(config, spaces)
         self.critic = build_critic(self.policy, spaces.observation_space, config.critic_hidden, shared_torso)
         self.shared_torso = shared_torso
-        self.collector = FixedHorizonCollector(stepper, self.policy.act_numpy, config.horizon,
-                                               to_env=self.policy.env_action)
+        self.collector = build_collector(config, self.policy, stepper)
         policy = self.policy
         self._values = tf.function(self.value, input_signature=[policy.obs_spec]).get_concrete_function()
 

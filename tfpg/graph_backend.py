@@ -57,6 +57,15 @@ class StackedMLP:
             x = activation(tf.einsum(equation, x, kernel) + bias[..., None, :])
         return x
 
+    def time_major(self, x: tf.Tensor) -> tf.Tensor:
+        """The network on a rollout's time-major [T, K, N, in] (or [K, N, in]) inputs, the same leading shape out."""
+        if x.shape.rank == 3:
+            return self(x)
+        t, k, n = tf.unstack(tf.shape(x)[:3])
+        flat = tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [k, t * n, -1])
+        out = self(flat)
+        return tf.transpose(tf.reshape(out, [k, t, n, -1]), [1, 0, 2, 3])
+
     def agent_weights(self, k: int) -> list[np.ndarray]:
         """Agent k's weights in Keras `model.weights` order (kernel, bias per layer)."""
         return [v[k].numpy() for v in self.variables]
@@ -271,3 +280,13 @@ def agent_major(x: tf.Tensor) -> tf.Tensor:
     x = tf.experimental.numpy.moveaxis(x, 1, 0)
     shape = tf.shape(x)
     return tf.reshape(x, tf.concat([shape[:1], [shape[1] * shape[2]], shape[3:]], axis=0))
+
+
+def refusal_line(algo: str, unsupported) -> str | None:
+    """The one line refusing every option of `unsupported` [(is_refused, flag, fix)] that is refused, or None:
+    all of them at once, since a config without a preset can trip several."""
+    refused = [(flag, fix) for is_refused, flag, fix in unsupported if is_refused]
+    if not refused:
+        return None
+    return (f"--backend graph does not implement {', '.join(flag for flag, _ in refused)} for --algo {algo}; use "
+            f"{', '.join(fix for _, fix in refused)}, or --backend gym")

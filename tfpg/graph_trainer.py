@@ -13,6 +13,10 @@ EXPORT_DIR/<run-name>/seed_<s>; RUN_DIR holds the run's config.json, summary.jso
 of all agents. A checkpoint holds the env state, the episode counters and every agent's key, so a
 resumed run continues exactly (no re-seeding, unlike gymnasium envs). The run stops when every agent
 has solved (each agent's first solve is recorded: env steps and seconds), at the step budget, or on a signal.
+
+The learner (`algorithm.graph_learner(config, spaces, template, seeds)`: GraphReinforce, GraphPPO) provides
+`policy` (a StackedPolicy), `rollout_steps` (T), `trackables` (its checkpoint content) and
+`learn(rollout) -> ({metric: [K]}, finite)`, traced into the program; the trainer knows nothing else of it.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ from tfpg.trainer import Progress, RunResult, TrainingError
 
 
 # What the trainer logs for each agent besides the learner's metrics (the tags of a gymnasium run).
-EPISODE_TAGS = ("reward", "reward_100", "episodes", "length_100", "steps_per_second", "reuse/epochs", "nonfinite_updates")
+EPISODE_TAGS = ("reward", "reward_100", "episodes", "length_100", "steps_per_second", "nonfinite_updates")
 
 
 @dataclass
@@ -109,7 +113,7 @@ class GraphTrainer:
     def _compile_program(self):
         """One iteration as one XLA-compiled tf.function: rollout of every agent, then its update.
         (XLA: ~12x the steps/s of the plain graph for CartPole, K = 1, N = 64, T = 64 on this CPU.)"""
-        collector, learner, length = self.collector, self.learner, self.config.rollout_steps
+        collector, learner, length = self.collector, self.learner, self.learner.rollout_steps
 
         # autograph=False: no Python control flow on tensors here (tf.scan, tf.cond, tf.map_fn are explicit), and
         # converting tfp and Keras code costs seconds of tracing.
@@ -227,7 +231,7 @@ class GraphTrainer:
         """metrics [M, K] (self.metric_names), episodes that ended [T, K, N] (length 0: none ended there)."""
         self._guard(bool(finite))
         p, config = self.progress, self.config
-        p.env_steps += config.num_envs * config.rollout_steps
+        p.env_steps += config.num_envs * self.learner.rollout_steps
         p.updates += 1
         lengths, returns = episode_lengths.numpy(), episode_returns.numpy()
         seconds = self.train_seconds
@@ -242,7 +246,7 @@ class GraphTrainer:
                 agent.evaluator.maybe_evaluate(p.env_steps)
             stats = agent.stats
             episode_stats[:, k] = (stats.last_return, stats.reward_100, stats.episodes, stats.length_100,
-                                   p.env_steps / seconds if seconds > 0 else 0.0, 1, p.nonfinite_updates)
+                                   p.env_steps / seconds if seconds > 0 else 0.0, p.nonfinite_updates)
         self._log(metrics, episode_stats)
         if config.checkpoint_every and p.env_steps >= p.next_checkpoint:
             p.next_checkpoint = (p.env_steps // config.checkpoint_every + 1) * config.checkpoint_every

@@ -2,7 +2,9 @@
 
     loss_total = clipped_surrogate_loss + vf_coef * value_estimation_loss + ent_coef * entropy_loss
 
-The weighting is the algorithm's; these functions only compute their part. Conventions:
+The weighting is the algorithm's; these functions only compute their part. `axis` is the axis of
+the mean over t (None: every axis); the graph backend's K stacked agents pass axis=-1 on [K, B]
+tensors and get one loss per agent [K]. Conventions:
   - the value loss is the plain mean squared error, without a factor 1/2 (Stable-Baselines3's
     convention, so the rl-baselines3-zoo's vf_coef means the same here);
   - approx_kl is the (r - 1) - log r estimator of KL(pi_old || pi_theta) (Schulman's "k3":
@@ -13,7 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def clipped_surrogate_loss(log_probs, old_log_probs, advantages, clip_range: float):
+def clipped_surrogate_loss(log_probs, old_log_probs, advantages, clip_range, axis=None):
     """PPO's clipped surrogate, as a loss to minimise:
 
         r_t  = pi_theta(a_t|s_t) / pi_old(a_t|s_t) = exp(log_probs - old_log_probs)
@@ -28,14 +30,14 @@ def clipped_surrogate_loss(log_probs, old_log_probs, advantages, clip_range: flo
     ratio = tf.exp(log_ratio)
     unclipped = ratio * advantages
     clipped = tf.clip_by_value(ratio, 1.0 - clip_range, 1.0 + clip_range) * advantages
-    loss = -tf.reduce_mean(tf.minimum(unclipped, clipped))
+    loss = -tf.reduce_mean(tf.minimum(unclipped, clipped), axis)
     ratio, log_ratio = tf.stop_gradient(ratio), tf.stop_gradient(log_ratio)
-    clip_fraction = tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > clip_range, loss.dtype))
-    approx_kl = tf.reduce_mean((ratio - 1.0) - log_ratio)
+    clip_fraction = tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > clip_range, loss.dtype), axis)
+    approx_kl = tf.reduce_mean((ratio - 1.0) - log_ratio, axis)
     return loss, {"clip_fraction": clip_fraction, "approx_kl": approx_kl}
 
 
-def value_estimation_loss(values, returns, old_values=None, clip_range_vf: float | None = None):
+def value_estimation_loss(values, returns, old_values=None, clip_range_vf: float | None = None, axis=None):
     """Critic loss, mean squared error without the factor 1/2:
 
         unclipped:  mean_t (V(s_t) - G_t)^2
@@ -47,13 +49,13 @@ def value_estimation_loss(values, returns, old_values=None, clip_range_vf: float
     """
     squared_error = tf.square(values - returns)
     if clip_range_vf is None:
-        return tf.reduce_mean(squared_error)
+        return tf.reduce_mean(squared_error, axis)
     if old_values is None:
         raise ValueError("a clipped value loss (clip_range_vf) needs old_values")
     clipped_values = old_values + tf.clip_by_value(values - old_values, -clip_range_vf, clip_range_vf)
-    return tf.reduce_mean(tf.maximum(squared_error, tf.square(clipped_values - returns)))
+    return tf.reduce_mean(tf.maximum(squared_error, tf.square(clipped_values - returns)), axis)
 
 
-def entropy_loss(entropies):
+def entropy_loss(entropies, axis=None):
     """-mean_t H(pi(.|s_t)): minimising it (with a positive coefficient) raises the entropy."""
-    return -tf.reduce_mean(entropies)
+    return -tf.reduce_mean(entropies, axis)

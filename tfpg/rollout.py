@@ -12,8 +12,9 @@ algorithm's kind of collector on its own envs. What that needs of a collector cl
   its batch class's concatenate(batches) -> one batch of the workers' batches, in worker order
   streams (class attribute) -> True: its batches go to the learner through a queue as they are
                                made (replay); False: the learner waits for every worker (on-policy)
-A fixed-horizon collector (T vector steps of every env, for PPO/A2C/TRPO) plugs in with
-split_request returning the request unchanged and concatenate joining along the env axis.
+The fixed-horizon collector (T vector steps of every env, for PPO/A2C/TRPO) has every worker serve
+the request unchanged (T steps of its own M envs) and joins the rollouts along the env axis, so N
+workers hand back what one collector with N x M envs would (column w*M + j is worker w's env j).
 
 `act(observations)` returns the actions to store and score; `to_env(actions)` what the envs
 receive (e.g. a Gaussian sample clipped into the action bounds; the stored actions stay unclipped).
@@ -36,6 +37,11 @@ Act = Callable[[np.ndarray], np.ndarray]
 def share_counts(request: dict, workers: int) -> dict:
     """Each worker's part of a request of counts: ceil(count / workers), so the workers together serve it."""
     return {key: math.ceil(value / workers) for key, value in request.items()}
+
+
+def same_request(request: dict, workers: int) -> dict:
+    """Each worker serves the whole request (a fixed horizon: T vector steps of its own envs)."""
+    return dict(request)
 
 
 def concatenate_rows(cls, batches: list):
@@ -242,6 +248,13 @@ class Rollout:
         """(T, N, *obs_shape): s_{t+1} of every row, the final observation where an episode ended."""
         return np.concatenate([self.observations[1:], self.last_observations[None]], axis=0)
 
+    @classmethod
+    def concatenate(cls, rollouts: list[Rollout]) -> Rollout:
+        """The rollouts of the same horizon side by side: (T, N_1 + N_2 + ...), env columns in list order."""
+        return cls(**{f.name: np.concatenate([getattr(r, f.name) for r in rollouts],
+                                             axis=0 if f.name == "last_observations" else 1)
+                      for f in dataclasses.fields(cls)})
+
 
 class FixedHorizonCollector:
     """Hands back a `Rollout` of `horizon` vector steps per call, into arrays allocated once.
@@ -253,12 +266,20 @@ class FixedHorizonCollector:
     keeps a rollout past the next call must copy it.
     """
 
+    streams = False
+    split_request = staticmethod(same_request)
+
     def __init__(self, stepper: VecStepper, act: Act, horizon: int, to_env: Act | None = None):
         self.stepper, self.act, self.horizon, self.to_env = stepper, act, horizon, to_env
-        envs, n = stepper.envs, stepper.num_envs
+        # Allocated by the first collect(): a learner whose rollout workers collect never needs it (with many
+        # workers' frames it would be a large unused array).
+        self.rollout: Rollout | None = None
+
+    def _allocate(self) -> Rollout:
+        envs, n, horizon = self.stepper.envs, self.stepper.num_envs, self.horizon
         obs_space, act_space = envs.single_observation_space, envs.single_action_space
         action_dtype = np.float32 if act_space.dtype == np.float64 else act_space.dtype
-        self.rollout = Rollout(
+        return Rollout(
             observations=np.zeros((horizon, n, *obs_space.shape), dtype=obs_space.dtype),
             actions=np.zeros((horizon, n, *act_space.shape), dtype=action_dtype),
             rewards=np.zeros((horizon, n), dtype=np.float32), terminated=np.zeros((horizon, n), dtype=bool),
@@ -267,6 +288,8 @@ class FixedHorizonCollector:
 
     def collect(self) -> Rollout:
         """Step every sub-env `horizon` times with one batched `act` call per vector step."""
+        if self.rollout is None:
+            self.rollout = self._allocate()
         r = self.rollout
         for t in range(self.horizon):
             step = _step(self.stepper, self.act, self.to_env)

@@ -24,6 +24,13 @@ class LinearSchedule:
         progress = min(1.0, max(0.0, env_steps / self.total_steps))
         return self.start + (self.end - self.start) * progress
 
+    def in_graph(self, env_steps):
+        """value(t) for a tensor t inside a compiled program (the graph backend keeps t in a variable)."""
+        import tensorflow as tf
+
+        progress = tf.clip_by_value(tf.cast(env_steps, tf.float32) / self.total_steps, 0.0, 1.0)
+        return self.start + (self.end - self.start) * progress
+
 
 def constant_or_linear(value: float, linear: bool, total_steps: int, end: float = 0.0):
     """A schedule for an option that may be scheduled: LinearSchedule(value, total_steps, end) if linear,

@@ -203,7 +203,10 @@ class WorkerPool:
         self.actors = [remote.options(scheduling_strategy="SPREAD").remote(values, i, self.m,
                                                                            worker_seed(config.seed, i))
                        for i in range(self.n)]
-        self.placement = ray.get([a.info.remote() for a in self.actors])
+        # Read in attach(): the workers start (a process and a TensorFlow import each) while the learner builds
+        # its algorithm, and an error in a worker's construction still ends the run before anything is collected.
+        self._placement_refs = [a.info.remote() for a in self.actors]
+        self.placement: list[dict] = []
         self.stepper = PooledStepper(self, spaces, self.n * self.m, on_episode)
         self.restarts = [0] * self.n
         self.worker_steps = np.zeros(self.n, dtype=np.int64)        # since the last log
@@ -217,7 +220,9 @@ class WorkerPool:
     # --- wiring ---------------------------------------------------------------------------------
     def attach(self, algorithm) -> None:
         """Put the stand-in collector in place of the algorithm's own (same collect(), same batches)."""
+        self.placement = require_ray().get(self._placement_refs)
         local = algorithm.collector
+        self.worker_request = algorithm.worker_request
         if type(local).streams:
             self.collector = StreamingCollector(self, algorithm.policy, type(local))
         else:
@@ -347,7 +352,7 @@ class SyncCollector:
         weights = pool.broadcast(self.policy)
         share = self.local_class.split_request(request, pool.n)
         started = time.perf_counter()
-        segments = pool.gather(weights, [share] * pool.n)
+        segments = pool.gather(weights, [pool.worker_request(share, i, pool.n) for i in range(pool.n)])
         pool.times.wait_seconds += time.perf_counter() - started
         for segment in segments:
             pool.account(segment)
@@ -389,7 +394,8 @@ class StreamingCollector:
                 except RayActorError:   # died before or while putting its chunk: nothing of it was counted
                     self.pool.recover(i)
             weights = self.pool.broadcast(self.policy)
-            self.in_flight[i] = actor.stream.remote(weights, request, self.chunk_steps, self.queue)
+            self.in_flight[i] = actor.stream.remote(weights, self.pool.worker_request(request, i, self.pool.n),
+                                                    self.chunk_steps, self.queue)
 
     def collect(self, **request):
         from ray.util.queue import Empty

@@ -29,7 +29,8 @@ that sets `distributable = True` collects only through `self.collector` (a `tfpg
 collector). The trainer then builds it on a stepper that only counts (the envs live on the
 workers) and puts a stand-in with the same `collect(...)` and batch type in place of its
 collector; each worker builds `actor(config, spaces, stepper)` on its own envs, whose `policy`
-variables the learner broadcasts before collecting and whose `reseed(seed)` re-seeds its acting.
+variables the learner broadcasts before collecting and whose `reseed(seed)` re-seeds its acting;
+`worker_request` may ask each worker for something of its own (DQN's per-worker epsilon).
 """
 from __future__ import annotations
 
@@ -43,6 +44,25 @@ import numpy as np
 from tfpg.config import Preset, RunConfig
 from tfpg.envs import EnvSpaces
 from tfpg.errors import ConfigError
+
+
+def reseed_policy(policy, seed: int) -> None:
+    """Re-seed a policy's sampling generator (a tf.random.Generator), if it has one."""
+    rng = getattr(policy, "rng", None)
+    if rng is not None and hasattr(rng, "reset_from_seed"):
+        rng.reset_from_seed(seed)
+
+
+@dataclass
+class PolicyActor:
+    """An `Algorithm.actor` of an algorithm whose acting needs only its policy and collector: a rollout worker
+    then builds no optimizer, baseline, critic or update graph (less start-up time and memory per worker)."""
+
+    policy: Any
+    collector: Any
+
+    def reseed(self, seed: int) -> None:
+        reseed_policy(self.policy, seed)
 
 
 @dataclass
@@ -86,9 +106,12 @@ class Algorithm:
 
     def reseed(self, seed: int) -> None:
         """Re-seed the generators that drive acting (a worker's copy after a checkpoint or a restart)."""
-        rng = getattr(self.policy, "rng", None)
-        if rng is not None and hasattr(rng, "reset_from_seed"):   # a tf.random.Generator
-            rng.reset_from_seed(seed)
+        reseed_policy(self.policy, seed)
+
+    def worker_request(self, request: dict, index: int, workers: int) -> dict:
+        """What rollout worker `index` of `workers` is asked for when the algorithm asks its collector for
+        `request` (after the collector class's split_request); by default the same for every worker."""
+        return request
 
     @classmethod
     def check_spaces(cls, config: RunConfig, spaces: EnvSpaces) -> None:

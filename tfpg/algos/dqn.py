@@ -67,6 +67,11 @@ class DQNConfig(LearnerConfig):
     eps_end: float = option(0.1, "final exploration rate", low=0.0, high=1.0)
     eps_decay_steps: int = option(12_000, "env steps from --eps-start to --eps-end", low=1)
     eps_schedule: str = option("linear", "linear or exponential (geometric) decay", choices=("linear", "exponential"))
+    worker_eps: float = option(0.0, "with --workers N, after the warm-up worker i explores with its own fixed "
+                                    "epsilon_i = e^(1 + --worker-eps-alpha * i / (N - 1)), e = this value (Ape-X's "
+                                    "per-actor epsilons), instead of the run's schedule; 0 = the schedule",
+                               low=0.0, high=1.0)
+    worker_eps_alpha: float = option(7.0, "alpha of --worker-eps: the last worker's epsilon is e^(1 + alpha)", low=0.0)
     log_every: int = option(1_000, "env steps between logged diagnostics", low=1)
     checkpoint_replay: bool = option(True, "store the replay buffer in checkpoints: exact resume, at the cost of the "
                                            "buffer's size on disk per checkpoint; without it a resumed run refills "
@@ -81,6 +86,11 @@ class DQNConfig(LearnerConfig):
         if self.buffer_size < self.num_envs:
             raise ConfigError(f"--buffer-size ({self.buffer_size}) must hold at least one vector step "
                               f"(--num-envs {self.num_envs})")
+        if self.worker_eps and not self.workers:
+            raise ConfigError("--worker-eps sets the epsilon of each Ray rollout worker: add --workers N, or use the "
+                              "--eps-* schedule")
+        if self.worker_eps_alpha != type(self).worker_eps_alpha and not self.worker_eps:
+            raise ConfigError("--worker-eps-alpha shapes the per-worker epsilons of --worker-eps: add --worker-eps E")
         if self.eps_schedule == "exponential" and min(self.eps_start, self.eps_end) <= 0:
             raise ConfigError("--eps-schedule exponential needs --eps-start and --eps-end > 0 (a geometric decay "
                               "never reaches 0); use linear or a small positive --eps-end")
@@ -215,6 +225,11 @@ def epsilon(step, start: float, end: float, decay_steps: int, schedule: str = "l
     if schedule == "exponential":
         return float(start * (end / start) ** frac)
     return float(start + (end - start) * frac)
+
+
+def worker_epsilon(base: float, alpha: float, index: int, workers: int) -> float:
+    """epsilon_i = base^(1 + alpha * i / (N - 1)) for worker i of N (Horgan et al. 2018, Ape-X); base for N = 1."""
+    return float(base ** (1.0 + alpha * index / max(1, workers - 1)))
 
 
 class DQNUpdate:
@@ -386,6 +401,14 @@ class DQN(Algorithm):
     def _act(self, observations: np.ndarray, epsilon: float) -> np.ndarray:
         return epsilon_greedy(self.policy.greedy_numpy, observations, epsilon, self.policy.num_actions, self.rng)
 
+    def worker_request(self, request: dict, index: int, workers: int) -> dict:
+        """With --worker-eps, once the warm-up's uniformly random steps are done, worker i explores with its
+        fixed epsilon_i (`worker_epsilon`) instead of the schedule's value in `request`."""
+        if not self.config.worker_eps or len(self.buffer) < self.warm_up_size:
+            return request
+        return {**request, "epsilon": worker_epsilon(self.config.worker_eps, self.config.worker_eps_alpha, index,
+                                                     workers)}
+
     def iteration(self) -> Iteration:
         """Store the transitions of one collected batch (in this process: one vector step), then take the
         updates that fall due: one every --train-freq vector steps (a worker's vector step with --workers)."""
@@ -409,7 +432,8 @@ class DQN(Algorithm):
 
     def _diagnostics(self, eps: float) -> dict:
         """The logged values; read only when the trainer logs (variable reads and len(buffer) cost per step)."""
-        return {**{k: float(v) for k, v in self.metrics.items() if k != "skipped"}, "epsilon": eps,
+        schedule = {} if self.config.worker_eps else {"epsilon": eps}   # else each worker's own, fixed
+        return {**{k: float(v) for k, v in self.metrics.items() if k != "skipped"}, **schedule,
                 "target_syncs": int(self.update.target_syncs.numpy()),
                 "gradient_steps": int(self.update.gradient_steps_done.numpy()), "buffer_size": len(self.buffer)}
 

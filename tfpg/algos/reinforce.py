@@ -44,7 +44,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfpg import returns as returns_lib
-from tfpg.algos.base import Algorithm, Iteration
+from tfpg.algos.base import Algorithm, Iteration, PolicyActor
 from tfpg.baselines import BASELINE_KINDS, explained_variance, make_baseline
 from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
 from tfpg.config import PolicyGradientConfig, Preset
@@ -346,6 +346,20 @@ def _segments(lengths) -> list[slice]:
     return [slice(int(e - n), int(e)) for n, e in zip(lengths, ends)]
 
 
+def build_policy(config: ReinforceConfig, spaces):
+    """pi_theta: categorical or Gaussian by --policy and the action space, with --normalize-obs statistics."""
+    return make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space, spaces.action_space,
+                       config.hidden, config.seed, config.normalize_obs, config.activation, config.log_std_init)
+
+
+def build_collector(config: ReinforceConfig, policy, stepper):
+    """Complete episodes, or n-step transitions with --returns nstep, acting with `policy`."""
+    act, to_env = policy.act_numpy, policy.env_action
+    if config.returns == "nstep":
+        return NStepCollector(stepper, act, config.n_steps, config.gamma, to_env=to_env)
+    return EpisodeCollector(stepper, act, to_env=to_env)
+
+
 # Action histograms cost a summary write per dimension: log them every this many updates.
 HISTOGRAM_EVERY = 10
 
@@ -397,12 +411,16 @@ class Reinforce(Algorithm):
         """The learner `tfpg.graph_trainer` runs for --backend graph: K agents with seeds `seeds`."""
         return GraphReinforce(config, spaces, template, seeds)
 
+    @classmethod
+    def actor(cls, config: ReinforceConfig, spaces, stepper) -> PolicyActor:
+        """A rollout worker: the policy and the collector, no optimizer, baseline or update graph."""
+        policy = build_policy(config, spaces)
+        return PolicyActor(policy, build_collector(config, policy, stepper))
+
     def __init__(self, config: ReinforceConfig, spaces, stepper):
         self.config = config
         self.stepper = stepper
-        self.policy = make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
-                                  spaces.action_space, config.hidden, config.seed, config.normalize_obs,
-                                  config.activation, config.log_std_init)
+        self.policy = build_policy(config, spaces)
         self._build_optimizers()
         self.log_prob = tf.function(lambda o, a: self.policy.distribution(o).log_prob(a),
                                     input_signature=[self.policy.obs_spec, self.policy.action_spec]
@@ -414,11 +432,7 @@ class Reinforce(Algorithm):
                                       normalize_targets=config.critic_normalize)
         self.shuffle_rng = np.random.default_rng(config.seed)
         self.updates = 0
-        act, to_env = self.policy.act_numpy, self.policy.env_action
-        if config.returns == "nstep":
-            self.collector = NStepCollector(stepper, act, config.n_steps, config.gamma, to_env=to_env)
-        else:
-            self.collector = EpisodeCollector(stepper, act, to_env=to_env)
+        self.collector = build_collector(config, self.policy, stepper)
 
     def _build_optimizers(self) -> None:
         config, policy = self.config, self.policy
@@ -624,6 +638,7 @@ class GraphReinforce:
         from tfpg.networks import mlp, torso_for
 
         self.config = config
+        self.rollout_steps = config.rollout_steps   # T of the rollout the trainer hands to learn()
         models, critics = [], []
         for seed in seeds:   # the models a --backend gym run with this seed starts from, in the same order
             keras.utils.set_random_seed(seed)
@@ -674,6 +689,7 @@ class GraphReinforce:
         metrics, finite = self._policy_step(obs, actions, advantages)
         metrics.update(baseline=tf.reduce_mean(values, 1), batch_scales=tf.reduce_mean(advantages, 1),
                        batch_scales_std=tf.math.reduce_std(advantages, 1), returns_mean=tf.reduce_mean(returns, 1))
+        metrics["reuse/epochs"] = tf.ones_like(metrics["entropy"])   # as --backend gym logs it: one pass
         if self.critic is not None:
             metrics.update(self._critic_steps(obs, returns, values))
         return metrics, finite
