@@ -53,7 +53,7 @@ def part_functions(trainer) -> dict:
     from tfpg.graph_envs.core import RNG_ALG, EnvState
     from tfpg.graph_trainer import EPISODE_TAGS
 
-    collector, learner, length = trainer.collector, trainer.learner, trainer.config.rollout_steps
+    collector, learner, length = trainer.collector, trainer.learner, trainer.learner.rollout_steps
     k_n = collector.num_agents * collector.num_envs
     compiled = tf.function(jit_compile=True, autograph=False)
 
@@ -100,7 +100,7 @@ def profile(agents: int, repeats: int) -> dict:
         trainer._first_call()
         trainer._t0 = time.perf_counter()
         row = {"agents": agents, "compile_s": time.perf_counter() - t0,
-               "env_steps": agents * config.num_envs * config.rollout_steps, "load_before": os.getloadavg()[0]}
+               "env_steps": agents * config.num_envs * trainer.learner.rollout_steps, "load_before": os.getloadavg()[0]}
         row.update({name: timed(fn, repeats) for name, fn in part_functions(trainer).items()})
         row["load_after"] = os.getloadavg()[0]
         for agent in trainer.agents:
