@@ -243,3 +243,21 @@ def test_dqn_default_preset_and_help(tmp_path):
     assert "(default: None)" not in proc.stdout
     listing = run_cli(["--list-presets"], cwd=tmp_path)
     assert "hwang-dqn-cartpole" in listing.stdout and "dqn-cartpole" in listing.stdout
+
+
+def test_the_closing_message_of_a_k_agent_run_names_an_agents_export(tmp_path, capsys):
+    """--num-seeds K > 1 exports to EXPORT/seed_<s>: 'evaluate it' must name a folder that holds a SavedModel."""
+    from tfpg.cli import report
+    from tfpg.trainer import RunResult
+
+    for s in (10, 9):
+        os.makedirs(tmp_path / "export" / f"seed_{s}")
+        (tmp_path / "export" / f"seed_{s}" / "saved_model.pb").write_bytes(b"")
+    report(RunResult(str(tmp_path / "runs" / "r"), str(tmp_path / "export"), 100, 3, 20.0, False, 1.0))
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("evaluate it:")][0]
+    assert line.split()[5] == str(tmp_path / "export" / "seed_9") and "other 1 seed_<s>" in line
+    (tmp_path / "single").mkdir()
+    (tmp_path / "single" / "saved_model.pb").write_bytes(b"")
+    report(RunResult(str(tmp_path / "runs" / "r"), str(tmp_path / "single"), 100, 3, 20.0, False, 1.0))
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("evaluate it:")][0]
+    assert line == f"evaluate it:        python -m tfpg.evaluate {tmp_path / 'single'}"

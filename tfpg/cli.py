@@ -5,6 +5,7 @@ The parser is generated from the registered algorithms' config dataclasses (`tfp
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 
@@ -86,7 +87,12 @@ def report(result) -> int:
     print(f"TensorBoard events: {result.run_dir}")
     if result.export_path:
         print(f"SavedModel:         {result.export_path}")
-        print(f"evaluate it:        python -m tfpg.evaluate {result.export_path}")
+        # --num-seeds K > 1 exports one SavedModel per agent, in seed_<s> folders below the export path
+        agents = [] if os.path.exists(os.path.join(result.export_path, "saved_model.pb")) else \
+            sorted(glob.glob(os.path.join(result.export_path, "seed_*")), key=lambda p: int(p.rsplit("_", 1)[1]))
+        one = agents[0] if agents else result.export_path
+        print(f"evaluate it:        python -m tfpg.evaluate {one}" + (f"  (and the other {len(agents) - 1} seed_<s>)"
+                                                                        if len(agents) > 1 else ""))
     print(f"inspect the run:    tensorboard --logdir {os.path.dirname(result.run_dir)}")
     return 0
 
