@@ -86,14 +86,17 @@ def table(args, python, rows, multi) -> str:
                     f"| {cells(r['train_seconds'] for r in runs)} | {cells((r['env_steps'] for r in runs), '{:,.0f}')} "
                     f"| {cells((r['steps_per_s'] for r in runs), '{:,.0f}')} "
                     f"| {cells((r['process_wall_s'] for r in runs), '{:.1f}')} |")
-    for k, run in multi.items():
-        agents = run["per_agent"]
-        solved = [a for a in agents if a["solved_env_steps"] > 0]
-        head.append(f"| tfpg graph `{GRAPH} --num-seeds {k}` | {k} | {len(solved)}/{k} "
-                    f"| {run['compile_seconds']:.1f} | {cells(a['solved_seconds'] for a in solved)} "
-                    f"(all: {run['train_seconds']:.2f}) | {cells((a['solved_env_steps'] for a in solved), '{:,.0f}')} "
-                    f"| {run['steps_per_s']:,.0f} | {run['process_wall_s']:.1f} |")
+    head += [k_agent_row(f"{GRAPH} --num-seeds {k}", k, run) for k, run in multi.items()]
     return "\n".join(head)
+
+
+def k_agent_row(command: str, k: int, run: dict) -> str:
+    """One table row for a run of K agents in one program: per-agent medians over the agents that solved."""
+    solved = [a for a in run["per_agent"] if a["solved_env_steps"] > 0]
+    return (f"| tfpg graph `{command}` | {k} | {len(solved)}/{k} "
+            f"| {run['compile_seconds']:.1f} | {cells(a['solved_seconds'] for a in solved)} "
+            f"(all: {run['train_seconds']:.2f}) | {cells((a['solved_env_steps'] for a in solved), '{:,.0f}')} "
+            f"| {run['steps_per_s']:,.0f} | {run['process_wall_s']:.1f} |")
 
 
 def ppo_table(rows, multi) -> str:
@@ -108,12 +111,7 @@ def ppo_table(rows, multi) -> str:
                     f"| {cells(r['train_seconds'] for r in solved)} | {cells((r['env_steps'] for r in solved), '{:,.0f}')} "
                     f"| {cells((r['steps_per_s'] for r in runs), '{:,.0f}')} "
                     f"| {cells((r['process_wall_s'] for r in runs), '{:.1f}')} |")
-    for k, run in multi.items():
-        solved = [a for a in run["per_agent"] if a["solved_env_steps"] > 0]
-        head.append(f"| tfpg graph `ppo-cartpole --backend graph --num-seeds {k}` | {k} | {len(solved)}/{k} "
-                    f"| {run['compile_seconds']:.1f} | {cells(a['solved_seconds'] for a in solved)} "
-                    f"(all: {run['train_seconds']:.2f}) | {cells((a['solved_env_steps'] for a in solved), '{:,.0f}')} "
-                    f"| {run['steps_per_s']:,.0f} | {run['process_wall_s']:.1f} |")
+    head += [k_agent_row(f"ppo-cartpole --backend graph --num-seeds {k}", k, run) for k, run in multi.items()]
     return "\n".join(head)
 
 
