@@ -586,7 +586,10 @@ def graph_refusal(config: ReinforceConfig) -> str | None:
     Implemented: --returns reward_to_go / lambda, --baseline none / critic, --update batch, --normalize,
     --entropy-beta, --grad-clip, --critic-*, both policies. The batch is --num-envs x --rollout-steps
     transitions (--episodes-per-update and --steps-per-update are for --backend gym)."""
-    unsupported = (
+    from tfpg.graph_backend import refusal_line
+
+    # all of them in one line: the fallback defaults (no preset) trip several at once
+    return refusal_line("reinforce", (
         (config.returns not in ("reward_to_go", "lambda"), f"--returns {config.returns}", "--returns reward_to_go or lambda"),
         (config.baseline not in ("none", "critic"), f"--baseline {config.baseline}", "--baseline none or critic"),
         (config.update != "batch", f"--update {config.update}", "--update batch"),
@@ -597,13 +600,7 @@ def graph_refusal(config: ReinforceConfig) -> str | None:
         (bool(config.target_kl) or config.kl_adaptive_lr, "--target-kl / --kl-adaptive-lr",
          "--target-kl 0 --kl-adaptive-lr false"),
         (bool(config.grad_var_every), "--grad-var-every", "--grad-var-every 0"),
-    )
-    # all of them in one line: the fallback defaults (no preset) trip several at once
-    refused = [(flag, fix) for is_refused, flag, fix in unsupported if is_refused]
-    if not refused:
-        return None
-    return (f"--backend graph does not implement {', '.join(flag for flag, _ in refused)} for --algo reinforce; use "
-            f"{', '.join(fix for _, fix in refused)}, or --backend gym")
+    ))
 
 
 def per_agent_gradient_stats(grads) -> dict:
