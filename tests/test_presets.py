@@ -65,8 +65,10 @@ def test_every_preset_cites_a_source_outside_this_repository():
 # Every preset's config as main resolved it before the fallback defaults became the robust ones
 # (tests/fixtures/resolved_presets.json, written once from that commit; the actor-critic presets and
 # cartpole-reinforce-graph, which came later, were added from commit 7bfed2a, before the actor-critics'
-# fallback defaults changed): the presets must keep their settings when the dataclass defaults change. Fields added later (absent from the record) are not
-# compared; every recorded one must still exist with its recorded value.
+# fallback defaults changed): the presets must keep their settings when the dataclass defaults change.
+# Fields added later (absent from the record) are not compared, so a preset states such a field's value
+# itself where a default would change it (e.g. normalize_reward); every recorded one must still exist
+# with its recorded value.
 RECORDED = json.loads((pathlib.Path(__file__).parent / "fixtures" / "resolved_presets.json").read_text())
 
 

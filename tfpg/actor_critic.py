@@ -5,6 +5,8 @@ One iteration of each of them starts the same way:
     rollout  T vector steps of N envs (`tfpg.rollout.FixedHorizonCollector`), one policy call per step
     obs norm the policy's running statistics take in the rollout's observations (exported with it)
     values   V(s) for every row and for the observation after the cut, one compiled critic call
+    rewards  with --normalize-reward, r_t / sqrt(Var[R] + eps), R the running discounted return of each env
+             (`tfpg.normalization.RewardNormalizer`); the episode returns logged stay the env's own
     GAE      delta_t = r_t + gamma V(s_{t+1}) [not terminated] - V(s_t),  A_t = sum_k (gamma lambda)^k delta_{t+k}
              within the episode (`tfpg.returns.gae_advantages`); a time-limit truncation bootstraps
              V(final observation), a termination does not, an episode running at the cut bootstraps V(s_T)
@@ -30,6 +32,7 @@ from tfpg import networks
 from tfpg.baselines import explained_variance
 from tfpg.config import PolicyGradientConfig
 from tfpg.errors import ConfigError
+from tfpg.normalization import RewardNormalizer
 from tfpg.options import flag_name, option
 from tfpg.policies import make_policy, policy_kind
 from tfpg.returns import gae_advantages, standardize
@@ -39,16 +42,22 @@ from tfpg.rollout import FixedHorizonCollector
 @dataclass
 class ActorCriticConfig(PolicyGradientConfig):
     """Fixed-horizon rollouts with a critic and GAE; the defaults are the robust settings for an env
-    without a preset: critic + GAE(0.95), standardised advantages, tanh 64-64. Observation normalisation
-    is off by default: on Acrobot-v1 it kept PPO from ever reaching the goal in 1M steps, while without it
-    PPO got reward_100 ~ -90 within 75k (README); presets turn it on where it helps (the lander)."""
+    without a preset: critic + GAE(0.95), standardised advantages, tanh 64-64, and both of the zoo's
+    `normalize: true` (Stable-Baselines3's VecNormalize): running observation statistics inside the policy
+    and rewards scaled by the running std of the discounted return. The two together are what lets PPO and
+    TRPO find MountainCar's flag and MountainCarContinuous's goal without a preset: an untrained critic (V ~ 0)
+    is optimistic against O(1) costs per step, and states visited less keep that optimism longer; either one
+    alone did not learn MountainCar-v0 (README, fallback defaults)."""
 
     horizon: int = option(256, "vector steps per env in each rollout (T): a batch is T x --num-envs steps "
                                "(the zoo's n_steps)", low=1)
+    normalize_reward: bool = option(True, "scale rewards by the running std of the discounted return (clipped to "
+                                           "+-10) before the critic and GAE see them; the logged returns stay raw")
     num_envs: int = 8
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     normalize: bool = True
+    normalize_obs: bool = True
     lr: float = 3e-4
     grad_clip: float = 0.5
 
@@ -140,6 +149,10 @@ class ActorCritic:
         self.critic = build_critic(self.policy, spaces.observation_space, config.critic_hidden, shared_torso)
         self.shared_torso = shared_torso
         self.collector = build_collector(config, self.policy, stepper)
+        self.reward_normalizer = None
+        if config.normalize_reward:
+            self.reward_normalizer = RewardNormalizer(stepper.num_envs, config.gamma)
+            stepper.on_restart.append(self.reward_normalizer.reset)   # the episodes end there, so does R
         policy = self.policy
         self._values = tf.function(self.value, input_signature=[policy.obs_spec]).get_concrete_function()
 
@@ -162,14 +175,16 @@ class ActorCritic:
         return {**{f"policy_{k}": v for k, v in self.policy.trackables.items()}, "policy_rng": self.policy.rng,
                 "critic": self.critic}
 
+    def _normalizers(self) -> dict:
+        return {prefix: n for prefix, n in (("obs_norm/", self.policy.normalizer),
+                                            ("reward_norm/", self.reward_normalizer)) if n is not None}
+
     def state(self) -> dict:
-        if self.policy.normalizer is None:
-            return {}
-        return {f"obs_norm/{k}": v for k, v in self.policy.normalizer.state().items()}
+        return {prefix + k: v for prefix, n in self._normalizers().items() for k, v in n.state().items()}
 
     def load_state(self, state: dict) -> None:
-        if self.policy.normalizer is not None:
-            self.policy.normalizer.load({k[len("obs_norm/"):]: v for k, v in state.items() if k.startswith("obs_norm/")})
+        for prefix, normalizer in self._normalizers().items():
+            normalizer.load({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
     def collect(self) -> ActorCriticBatch:
         """One rollout -> statistics update -> V -> GAE(lambda) -> the live rows with pi_old (module docstring)."""
@@ -185,7 +200,10 @@ class ActorCritic:
         values, last_values = values[:horizon * n].reshape(horizon, n), values[horizon * n:]
         # V of what follows each row: the next row's observation, which after an end is the final one
         following = np.concatenate([values[1:], last_values[None]])
-        advantages, returns = gae_advantages(rollout.rewards, values, rollout.terminated, rollout.truncated, following,
+        rewards = rollout.rewards
+        if self.reward_normalizer is not None:
+            rewards = self.reward_normalizer(rewards, rollout.terminated | rollout.truncated, rollout.live)
+        advantages, returns = gae_advantages(rewards, values, rollout.terminated, rollout.truncated, following,
                                              last_values, config.gamma, config.gae_lambda)
         observations = observations[live]
         actions = rollout.actions.reshape(horizon * n, *rollout.actions.shape[2:])[live]

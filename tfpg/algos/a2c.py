@@ -61,8 +61,9 @@ PRESETS = (
            ZOO.format(env="CartPole-v1") + " (n_steps 5, gae_lambda 1, lr 7e-4, vf_coef 0.5, max_grad_norm 0.5, "
            "normalize_advantage false, 64-64 tanh); deviation: Adam, not RMSprop",
            dict(env_id="CartPole-v1", num_envs=8, horizon=5, gamma=0.99, gae_lambda=1.0, lr=7e-4, critic_lr=7e-4,
-                normalize=False, normalize_obs=False, entropy_beta=0.0, grad_clip=0.5, hidden=(64, 64),
-                critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=500_000), default=True),
+                normalize=False, normalize_obs=False, normalize_reward=False, entropy_beta=0.0, grad_clip=0.5,
+                hidden=(64, 64), critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=500_000),
+           default=True),
     Preset("a2c-lunarlander-continuous", "a2c",
            "A2C on LunarLanderContinuous-v3: 4 envs x 8 steps, GAE(0.9), linear lr from 7e-4, sigma from exp(-2), "
            "observation normalisation; a state-independent Gaussian instead of the zoo's gSDE, Adam instead of "
@@ -72,8 +73,9 @@ PRESETS = (
            "gSDE, Adam, observation normalisation only",
            dict(env_id="LunarLanderContinuous-v3", num_envs=4, vector_mode="sync", horizon=8, gamma=0.99,
                 gae_lambda=0.9, lr=7e-4, critic_lr=7e-4, linear_lr=True, normalize=False, normalize_obs=True,
-                log_std_init=-2.0, entropy_beta=0.0, grad_clip=0.5, hidden=(64, 64), critic_hidden=(64, 64),
-                activation="tanh", stop_reward=200.0, total_steps=5_000_000, eval_every=100_000), default=True),
+                normalize_reward=False, log_std_init=-2.0, entropy_beta=0.0, grad_clip=0.5, hidden=(64, 64),
+                critic_hidden=(64, 64), activation="tanh", stop_reward=200.0, total_steps=5_000_000, eval_every=100_000),
+           default=True),
 )
 
 

@@ -72,8 +72,9 @@ PRESETS = (
            ZOO.format(env="CartPole-v1") + " (64-64 tanh, max_grad_norm 0.5, standardised advantages)",
            dict(env_id="CartPole-v1", num_envs=8, horizon=32, minibatch_size=256, epochs=20, gae_lambda=0.8,
                 gamma=0.98, entropy_beta=0.0, lr=1e-3, critic_lr=1e-3, linear_lr=True, clip_range=0.2,
-                linear_clip=True, normalize=True, normalize_obs=False, grad_clip=0.5, hidden=(64, 64),
-                critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=100_000), default=True),
+                linear_clip=True, normalize=True, normalize_obs=False, normalize_reward=False, grad_clip=0.5,
+                hidden=(64, 64), critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=100_000),
+           default=True),
     Preset("ppo-lunarlander-continuous", "ppo",
            "PPO on LunarLanderContinuous-v3: 16 envs x 1024 steps, minibatches of 64, 4 epochs, GAE(0.98), gamma "
            "0.999, entropy 0.01, lr 3e-4",
@@ -81,8 +82,9 @@ PRESETS = (
            "advantages); observation normalisation added (the zoo entry has none)",
            dict(env_id="LunarLanderContinuous-v3", num_envs=16, vector_mode="sync", horizon=1024, minibatch_size=64,
                 epochs=4, gae_lambda=0.98, gamma=0.999, entropy_beta=0.01, lr=3e-4, critic_lr=3e-4, clip_range=0.2,
-                normalize=True, normalize_obs=True, grad_clip=0.5, hidden=(64, 64), critic_hidden=(64, 64),
-                activation="tanh", total_steps=1_000_000, eval_every=100_000, eval_episodes=10), default=True),
+                normalize=True, normalize_obs=True, normalize_reward=False, grad_clip=0.5, hidden=(64, 64),
+                critic_hidden=(64, 64), activation="tanh", total_steps=1_000_000, eval_every=100_000, eval_episodes=10),
+           default=True),
 )
 
 
@@ -208,6 +210,7 @@ def graph_refusal(config: PPOConfig) -> str | None:
     default_rollout = {f.name: f.default for f in dataclasses.fields(PPOConfig)}["rollout_steps"]
     return refusal_line("ppo", (
         (config.normalize_obs, "--normalize-obs", "--normalize-obs false"),
+        (config.normalize_reward, "--normalize-reward", "--normalize-reward false"),
         (bool(config.target_kl), "--target-kl", "--target-kl 0"),
         (config.rollout_steps != default_rollout, "--rollout-steps", "--horizon for PPO's rollout length"),
     ))

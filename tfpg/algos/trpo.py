@@ -77,8 +77,8 @@ PRESETS = (
            "advantages)",
            dict(env_id="CartPole-v1", num_envs=2, horizon=512, minibatch_size=512, cg_damping=1e-3, gae_lambda=0.98,
                 gamma=0.99, critic_lr=1e-3, critic_epochs=20, max_kl=0.01, cg_iterations=15, backtracks=10,
-                backtrack_ratio=0.8, normalize=True, normalize_obs=False, hidden=(64, 64), critic_hidden=(64, 64),
-                activation="tanh", stop_reward=475.0, total_steps=100_000), default=True),
+                backtrack_ratio=0.8, normalize=True, normalize_obs=False, normalize_reward=False, hidden=(64, 64),
+                critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=100_000), default=True),
     Preset("trpo-lunarlander-continuous", "trpo",
            "TRPO on LunarLanderContinuous-v3: 2 envs x 1024 steps, observation normalisation, critic 20 passes of "
            "minibatches of 128; 500k steps (the zoo budgets 100k)",
@@ -86,8 +86,8 @@ PRESETS = (
            "tanh); deviations: observation normalisation only (the zoo also normalises rewards), 500k steps",
            dict(env_id="LunarLanderContinuous-v3", num_envs=2, vector_mode="sync", horizon=1024, minibatch_size=128,
                 critic_epochs=20, critic_lr=1e-3, max_kl=0.01, cg_damping=0.1, gae_lambda=0.95, gamma=0.99,
-                normalize=True, normalize_obs=True, hidden=(64, 64), critic_hidden=(64, 64), activation="tanh",
-                total_steps=500_000, eval_every=50_000, eval_episodes=10), default=True),
+                normalize=True, normalize_obs=True, normalize_reward=False, hidden=(64, 64), critic_hidden=(64, 64),
+                activation="tanh", total_steps=500_000, eval_every=50_000, eval_episodes=10), default=True),
 )
 
 

@@ -1,0 +1,73 @@
+"""Reward normalisation: the discounted returns, their running variance and the scaled rewards, by brute force."""
+import numpy as np
+
+from tfpg.normalization import RewardNormalizer, RunningMoments
+
+
+def brute_force_returns(rewards, ended, live, gamma):
+    """Per env, walk the live rows in time order: R = gamma R + r, recorded, then R = 0 after an episode's end."""
+    horizon, n = rewards.shape
+    returns, running = np.zeros((horizon, n)), np.zeros(n)
+    for i in range(n):
+        for t in range(horizon):
+            if not live[t, i]:
+                continue
+            running[i] = gamma * running[i] + rewards[t, i]
+            returns[t, i] = running[i]
+            if ended[t, i]:
+                running[i] = 0.0
+    return returns
+
+
+def test_rewards_are_divided_by_the_std_of_every_discounted_return_so_far_across_rollouts():
+    rng = np.random.default_rng(0)
+    gamma, n = 0.9, 3
+    normalizer = RewardNormalizer(n, gamma)
+    rollouts = []
+    for horizon in (7, 12, 5):   # episodes run on across rollouts, as in a fixed-horizon collector
+        rewards = rng.normal(-3.0, 2.0, size=(horizon, n)).astype(np.float32)
+        ended = rng.random((horizon, n)) < 0.25
+        live = np.ones((horizon, n), bool)
+        live[1:] &= ~ended[:-1]          # NEXT_STEP autoreset: the row after an end is not a transition
+        ended &= live
+        rewards[~live] = 0.0
+        rollouts.append((rewards, ended, live))
+    every_return = brute_force_returns(*(np.concatenate(x) for x in zip(*rollouts)), gamma)
+    seen = []
+    for k, (rewards, ended, live) in enumerate(rollouts):
+        scaled = normalizer(rewards, ended, live)
+        start = sum(len(r[0]) for r in rollouts[:k])
+        seen.append(every_return[start:start + len(rewards)][live])
+        std = np.concatenate(seen).std()    # population std of all returns so far, this rollout's included
+        np.testing.assert_allclose(scaled[live], np.clip(rewards[live] / np.sqrt(std ** 2 + 1e-8), -10, 10),
+                                   rtol=1e-5)
+        assert np.all(scaled[~live] == 0.0)
+    assert normalizer.moments.count == sum(int(r[2].sum()) for r in rollouts)
+
+
+def test_scaled_rewards_keep_their_sign_are_clipped_and_restart_from_zero_after_reset():
+    normalizer = RewardNormalizer(1, 0.99)
+    history = 400
+    normalizer(np.full((history, 1), 0.001, np.float32), np.zeros((history, 1), bool), np.ones((history, 1), bool))
+    live, ended = np.ones((4, 1), bool), np.zeros((4, 1), bool)
+    out = normalizer(np.array([[-0.001], [5.0], [0.0], [0.002]], np.float32), ended, live)
+    assert 5.0 / np.sqrt(normalizer.moments.var[0]) > 10     # so the second reward is clipped
+    assert out[0, 0] < 0 and out[1, 0] == 10.0 and out[2, 0] == 0.0 and 0 < out[3, 0] < 10
+    normalizer.reset()
+    assert normalizer.returns[0] == 0.0
+    other = RewardNormalizer(1, 0.99)
+    other.load(normalizer.state())
+    rewards = np.array([[0.5], [-0.25]], np.float32)
+    np.testing.assert_array_equal(other(rewards, ended[:2], live[:2]), normalizer(rewards, ended[:2], live[:2]))
+
+
+def test_running_moments_equal_numpy_over_all_batches():
+    rng = np.random.default_rng(1)
+    moments = RunningMoments(2)
+    batches = [rng.normal([100.0, -1.0], [30.0, 1e-3], size=(k, 2)) for k in (1, 9, 400)]
+    for b in batches:
+        moments.update(b)
+    every = np.concatenate(batches)
+    np.testing.assert_allclose(moments.mean, every.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(moments.var, every.var(0), rtol=1e-9)
+    assert moments.count == len(every)
