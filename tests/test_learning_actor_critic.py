@@ -35,3 +35,15 @@ def test_actor_critic_learns_cartpole_on_a_small_budget(tmp_path, algo):
         assert result.reward_100 >= A2C_REWARD_100_BAR, result
     else:
         assert result.eval_reward >= GREEDY_BAR, result
+
+
+def test_fallback_defaults_find_mountain_cars_flag(tmp_path):
+    """No preset: TRPO's dataclass defaults (observations and rewards normalised, critic + GAE) on MountainCar-v0,
+    the zoo's 100k-step budget. Random play never reaches the flag (-200); the critic's optimism about states
+    seldom visited is the only thing that drives the car up, so this fails if either normalisation is lost."""
+    config = build_config("trpo", "MountainCar-v0", None, dict(
+        seed=0, total_steps=100_000, eval_every=100_000, eval_episodes=5, progress=False, export=False,
+        logdir=str(tmp_path), run_name="mc"))
+    assert config.normalize_obs and config.normalize_reward
+    result = train(config, *prepare_paths(config))
+    assert result.eval_reward >= -150.0, result

@@ -71,3 +71,32 @@ def test_running_moments_equal_numpy_over_all_batches():
     np.testing.assert_allclose(moments.mean, every.mean(0), rtol=1e-12)
     np.testing.assert_allclose(moments.var, every.var(0), rtol=1e-9)
     assert moments.count == len(every)
+
+
+def test_reinforce_scales_each_episodes_rewards_by_the_std_of_its_running_returns():
+    """REINFORCE's complete episodes, concatenated: R restarts at every episode, and reward-to-go is taken of
+    r / sqrt(Var[R]) with Var over every step of the episodes collected so far."""
+    from tfpg.algos.reinforce import Reinforce
+    from tfpg.config import build_config
+    from tfpg.envs import env_spaces, make_train_envs
+    from tfpg.returns import reward_to_go
+    from tfpg.stepping import VecStepper
+
+    config = build_config("reinforce", "Pendulum-v1", None, dict(
+        num_envs=2, returns="reward_to_go", baseline="none", normalize_reward=True, steps_per_update=300,
+        hidden=(8,), seed=0))
+    algo = Reinforce(config, env_spaces("Pendulum-v1"), VecStepper(make_train_envs(config), "Pendulum-v1", seed=0))
+    collected = []
+    collect = algo.collector.collect
+    algo.collector.collect = lambda **kw: collected.append(collect(**kw)) or collected[-1]
+    batches = [algo.collect() for _ in range(2)]
+    running = []
+    for episodes, batch in zip(collected, batches):
+        starts = np.r_[0, np.cumsum(episodes.lengths)[:-1]]
+        for start, length in zip(starts, episodes.lengths):
+            r = episodes.rewards[start:start + length].astype(np.float64)
+            running += [sum(config.gamma ** (t - k) * r[k] for k in range(t + 1)) for t in range(length)]
+        scale = 1.0 / np.sqrt(np.var(running) + 1e-8)
+        expected = reward_to_go(np.clip(episodes.rewards * scale, -10, 10), episodes.lengths, config.gamma)
+        np.testing.assert_allclose(batch.returns, expected, rtol=1e-4)
+    assert len(collected) == 2 and collected[1].num_steps >= 300

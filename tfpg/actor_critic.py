@@ -51,8 +51,7 @@ class ActorCriticConfig(PolicyGradientConfig):
 
     horizon: int = option(256, "vector steps per env in each rollout (T): a batch is T x --num-envs steps "
                                "(the zoo's n_steps)", low=1)
-    normalize_reward: bool = option(True, "scale rewards by the running std of the discounted return (clipped to "
-                                           "+-10) before the critic and GAE see them; the logged returns stay raw")
+    normalize_reward: bool = True
     num_envs: int = 8
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
@@ -92,11 +91,11 @@ class ActorCriticBatch:
         return explained_variance(self.values, self.returns)
 
 
-def build_critic(policy, observation_space, hidden, shared_torso: bool) -> keras.Model:
+def build_critic(policy, observation_space, hidden, shared_torso: bool, activation: str = "relu") -> keras.Model:
     """V_phi: a separate network (an MLP, or the Nature CNN on frames) on the policy's features, or with
     `shared_torso` a linear value head on the policy network's last hidden layer (the layers are shared)."""
     if not shared_torso:
-        return networks.torso_for(observation_space, hidden, 1, name="critic")
+        return networks.torso_for(observation_space, hidden, 1, name="critic", activation=activation)
     torso = policy.model.layers[-2].output   # the last hidden layer, before the policy's output layer
     value = keras.layers.Dense(1, name="value")(torso)
     return keras.Model(policy.model.inputs, value, name="policy_and_value")
@@ -146,7 +145,8 @@ class ActorCritic:
     def __init__(self, config: ActorCriticConfig, spaces, stepper, shared_torso: bool = False):
         self.config, self.stepper = config, stepper
         self.policy = build_policy(config, spaces)
-        self.critic = build_critic(self.policy, spaces.observation_space, config.critic_hidden, shared_torso)
+        self.critic = build_critic(self.policy, spaces.observation_space, config.critic_hidden, shared_torso,
+                                   config.critic_activation)
         self.shared_torso = shared_torso
         self.collector = build_collector(config, self.policy, stepper)
         self.reward_normalizer = None
@@ -219,9 +219,10 @@ class ActorCritic:
     def diagnostics(self, batch: ActorCriticBatch, kl: float, entropy: float) -> dict:
         """What every actor-critic logs: KL(pi_old || pi_new) on the batch, the entropy, the critic's explained
         variance (of the values used for the advantages), and the policy's own (the Gaussian sigmas)."""
+        scale = {} if self.reward_normalizer is None else {"reward_scale": self.reward_normalizer.scale}
         return {"kl": kl, "entropy": entropy, "explained_variance": batch.explained_variance(),
                 "value_mean": float(np.mean(batch.values)), "batch_steps": float(len(batch.actions)),
-                **self.policy.diagnostics()}
+                **scale, **self.policy.diagnostics()}
 
 
 def make_kl_and_entropy(policy):

@@ -134,14 +134,15 @@ class CriticBaseline(NoBaseline):
     name = "critic"
     learned = True
 
-    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1, features=None, normalize_targets=False):
+    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1, features=None, normalize_targets=False,
+                 activation: str = "relu"):
         import keras
         import tensorflow as tf
 
         from tfpg.networks import mlp
         from tfpg.normalization import ObservationNormalizer
 
-        self.model = mlp(obs_dim, hidden, 1, name="critic")
+        self.model = mlp(obs_dim, hidden, 1, name="critic", activation=activation)
         self.optimizer = keras.optimizers.Adam(learning_rate=lr)
         self.optimizer.build(self.model.trainable_variables)
         self.epochs = epochs
@@ -204,7 +205,7 @@ BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 
 
 def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(64, 64), lr: float = 1e-3,
-                  epochs: int = 1, features=None, normalize_targets: bool = False):
+                  epochs: int = 1, features=None, normalize_targets: bool = False, activation: str = "relu"):
     if kind == "none":
         return NoBaseline()
     if kind == "mean":
@@ -214,7 +215,7 @@ def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(6
     if kind == "linear":
         return LinearBaseline(obs_dim)
     if kind == "critic":
-        return CriticBaseline(obs_dim, hidden, lr, epochs, features, normalize_targets)
+        return CriticBaseline(obs_dim, hidden, lr, epochs, features, normalize_targets, activation)
     raise ValueError(f"unknown baseline {kind!r}")
 
 

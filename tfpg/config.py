@@ -147,9 +147,13 @@ class PolicyGradientConfig(LearnerConfig):
     activation: str = option("relu", "hidden-layer activation of the policy network", choices=("relu", "tanh"))
     normalize_obs: bool = option(False, "running mean/var observation normalisation inside the policy (exported "
                                         "with it)")
+    normalize_reward: bool = option(False, "scale rewards by the running std of the discounted return (clipped to "
+                                            "+-10) before the critic and the advantages see them; the logged returns "
+                                            "stay the env's")
     log_std_init: float = option(0.0, "initial log-std of the Gaussian policy, a trainable vector (0: sigma = 1)",
                                  low=-5.0, high=2.0)
     critic_hidden: tuple[int, ...] = option((64, 64), "critic layer widths, comma separated")
+    critic_activation: str = option("relu", "hidden-layer activation of the critic", choices=("relu", "tanh"))
     critic_lr: float = option(1e-3, "critic Adam learning rate", low=0.0, low_open=True, high=1.0)
     critic_epochs: int = option(1, "critic passes over each batch (reinforce: full-batch steps; trpo: passes of "
                                    "--minibatch-size minibatches)", low=1)

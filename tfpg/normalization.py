@@ -104,8 +104,12 @@ class RewardNormalizer:
             discounted[t] = self.returns
             self.returns = np.where(ended[t] & live[t], 0.0, self.returns)
         self.moments.update(discounted[live][:, None])
-        scale = 1.0 / np.sqrt(self.moments.var[0] + self.eps)
-        return np.where(live, np.clip(rewards * scale, -self.clip, self.clip), 0.0).astype(np.float32)
+        return np.where(live, np.clip(rewards * self.scale, -self.clip, self.clip), 0.0).astype(np.float32)
+
+    @property
+    def scale(self) -> float:
+        """1 / sqrt(Var[R] + eps), what the last rewards were multiplied by (before the clip)."""
+        return float(1.0 / np.sqrt(self.moments.var[0] + self.eps))
 
     def state(self) -> dict:
         return {**self.moments.state(), "returns": self.returns.copy()}

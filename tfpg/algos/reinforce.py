@@ -50,6 +50,7 @@ from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
 from tfpg.config import PolicyGradientConfig, Preset
 from tfpg.errors import ConfigError
 from tfpg.networks import is_image_space
+from tfpg.normalization import RewardNormalizer
 from tfpg.options import option
 from tfpg.policies import make_policy, policy_kind
 from tfpg.rollout import EpisodeCollector, NStepCollector
@@ -121,6 +122,9 @@ class ReinforceConfig(PolicyGradientConfig):
         if self.returns == "nstep" and self.update == "episode":
             raise ConfigError("--update episode needs complete episodes; use --returns reward_to_go or total, "
                               "or --update batch")
+        if self.returns == "nstep" and self.normalize_reward:
+            raise ConfigError("--normalize-reward scales the rewards of complete episodes; with --returns nstep use "
+                              "--normalize-reward false")
         if self.returns == "nstep" and self.steps_per_update <= 0:
             raise ConfigError("--returns nstep needs --steps-per-update (transitions per batch), e.g. 8")
 
@@ -429,10 +433,12 @@ class Reinforce(Algorithm):
         self.baseline = make_baseline(config.baseline, int(np.prod(spaces.observation_space.shape)),
                                       window=config.baseline_window, hidden=config.critic_hidden, lr=config.critic_lr,
                                       epochs=config.critic_epochs, features=self.policy.features,
-                                      normalize_targets=config.critic_normalize)
+                                      normalize_targets=config.critic_normalize, activation=config.critic_activation)
         self.shuffle_rng = np.random.default_rng(config.seed)
         self.updates = 0
         self.collector = build_collector(config, self.policy, stepper)
+        # complete episodes, concatenated: one column whose running return restarts at each episode's end
+        self.reward_normalizer = RewardNormalizer(1, config.gamma) if config.normalize_reward else None
 
     def _build_optimizers(self) -> None:
         config, policy = self.config, self.policy
@@ -458,6 +464,8 @@ class Reinforce(Algorithm):
                  "updates": np.int64(self.updates)}
         if self.policy.normalizer is not None:
             state.update({f"obs_norm/{k}": v for k, v in self.policy.normalizer.state().items()})
+        if self.reward_normalizer is not None:
+            state.update({f"reward_norm/{k}": v for k, v in self.reward_normalizer.state().items()})
         return state
 
     def load_state(self, state: dict) -> None:
@@ -467,6 +475,9 @@ class Reinforce(Algorithm):
         if self.policy.normalizer is not None:
             self.policy.normalizer.load({k[len("obs_norm/"):]: state.pop(k) for k in list(state)
                                          if k.startswith("obs_norm/")})
+        if self.reward_normalizer is not None:
+            self.reward_normalizer.load({k[len("reward_norm/"):]: state.pop(k) for k in list(state)
+                                         if k.startswith("reward_norm/")})
         self.baseline.load(state)
 
     # --- one iteration ------------------------------------------------------------------------
@@ -481,6 +492,8 @@ class Reinforce(Algorithm):
         metrics.update(self.baseline.fit(batch.observations, batch.returns))
         if self.baseline.learned:
             metrics["explained_variance"] = explained_variance(values, batch.returns)
+        if self.reward_normalizer is not None:
+            metrics["reward_scale"] = self.reward_normalizer.scale
         metrics.update(baseline=float(np.mean(values)), batch_scales=float(np.mean(advantages)),
                        batch_scales_std=float(np.std(advantages)), returns_mean=float(np.mean(batch.returns)),
                        **self.policy.diagnostics())
@@ -506,17 +519,22 @@ class Reinforce(Algorithm):
                                [slice(int(a[0]), int(a[-1]) + 1) for a in chunks])
         episodes = self.collector.collect(min_episodes=config.episodes_per_update, min_steps=config.steps_per_update)
         self._update_normalizer(episodes.observations)   # before any value is predicted on this batch
+        rewards = episodes.rewards
+        if self.reward_normalizer is not None:
+            ends = np.zeros((len(rewards), 1), bool)
+            ends[np.cumsum(episodes.lengths) - 1] = True
+            rewards = self.reward_normalizer(rewards[:, None], ends, np.ones_like(ends))[:, 0]
         if config.returns == "total":
-            returns = returns_lib.total_return(episodes.rewards, episodes.lengths, config.gamma)
+            returns = returns_lib.total_return(rewards, episodes.lengths, config.gamma)
         else:
             bootstrap = None
             if baseline.learned:  # a time-limit end is not a terminal state: add gamma^(T-t) V(s_T)
                 bootstrap = np.where(episodes.terminated, 0.0, baseline.values(episodes.final_observations))
             if config.returns == "lambda":
-                returns = returns_lib.lambda_returns(episodes.rewards, baseline.values(episodes.observations),
+                returns = returns_lib.lambda_returns(rewards, baseline.values(episodes.observations),
                                                      episodes.lengths, config.gamma, config.gae_lambda, bootstrap)
             else:
-                returns = returns_lib.reward_to_go(episodes.rewards, episodes.lengths, config.gamma, bootstrap)
+                returns = returns_lib.reward_to_go(rewards, episodes.lengths, config.gamma, bootstrap)
         return self._batch(episodes.observations, episodes.actions, returns, _segments(episodes.lengths))
 
     def _update_normalizer(self, observations: np.ndarray) -> None:
@@ -595,6 +613,7 @@ def graph_refusal(config: ReinforceConfig) -> str | None:
         (config.update != "batch", f"--update {config.update}", "--update batch"),
         (config.reuse_epochs != 1, "--reuse-epochs", "--reuse-epochs 1"),
         (config.normalize_obs, "--normalize-obs", "--normalize-obs false"),
+        (config.normalize_reward, "--normalize-reward", "--normalize-reward false"),
         (bool(config.std_ceiling), "--std-ceiling", "--std-ceiling 0"),
         (bool(config.log_std_lr), "--log-std-lr", "--log-std-lr 0"),
         (bool(config.target_kl) or config.kl_adaptive_lr, "--target-kl / --kl-adaptive-lr",
@@ -642,7 +661,8 @@ class GraphReinforce:
             models.append(torso_for(spaces.observation_space, config.hidden, template.output_dim(spaces.action_space),
                                     name="policy", output_scale=0.01, activation=config.activation))
             if config.baseline == "critic":
-                critics.append(mlp(int(spaces.observation_space.shape[0]), config.critic_hidden, 1, name="critic"))
+                critics.append(mlp(int(spaces.observation_space.shape[0]), config.critic_hidden, 1, name="critic",
+                                   activation=config.critic_activation))
         log_stds = None if template.kind != "gaussian" else [template.log_std.numpy()] * len(seeds)
         self.policy = StackedPolicy(template, models, log_stds)
         self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
