@@ -62,6 +62,7 @@ class RunLogger:
         if not append:
             write_json_atomically(os.path.join(run_dir, "config.json"), config)
         self.writer = tf.summary.create_file_writer(run_dir)
+        self._scalar_writers: dict = {}
         if not append:
             self._write_hparams(hparams if hparams is not None else config, metrics)
         self._bar = None
@@ -82,11 +83,28 @@ class RunLogger:
             hp.hparams(values)
 
     def scalars(self, step: int, values: dict) -> None:
-        with self.writer.as_default(step=step):
-            for name, value in values.items():
-                value = float(value)
-                if not math.isnan(value):
-                    tf.summary.scalar(name, value)
+        """Every non-NaN value as a TensorBoard scalar at `step`, in one compiled call: eager tf.summary.scalar
+        costs ~0.5 ms a value, ~20 ms per update for the actor-critics' ~25 metrics, a fifth of a PPO CartPole
+        iteration. One graph is traced per set of names (a few per run: NaN values and evaluations vary it)."""
+        finite = {name: float(value) for name, value in values.items() if not math.isnan(float(value))}
+        if not finite:
+            return
+        names = tuple(finite)
+        if names not in self._scalar_writers:
+            self._scalar_writers[names] = self._compile_scalars(names)
+        self._scalar_writers[names](tf.constant(step, tf.int64), tf.constant([finite[n] for n in names], tf.float32))
+
+    def _compile_scalars(self, names: tuple[str, ...]):
+        writer = self.writer
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([len(names)], tf.float32)],
+                     autograph=False)
+        def write(step, values):
+            with writer.as_default(step=step):
+                for i, name in enumerate(names):
+                    tf.summary.scalar(name, values[i])
+
+        return write.get_concrete_function()
 
     def histograms(self, step: int, values: dict) -> None:
         """TensorBoard histograms (e.g. the actions of a batch, one per action dimension)."""
