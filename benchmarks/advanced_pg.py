@@ -173,10 +173,14 @@ def table(results: dict, env_id: str, seeds) -> str:
     if cut:
         lines.append(f"\nSB3 stopped early ({', '.join(cut)} steps): their zoo entries have no schedules, so up to "
                      "there the run is the zoo's own.")
+    # an algorithm added with --resume was measured in its own session: say when each was
+    dates = {algo: row.get("date", results["machine"]["date"]) for algo, row in results["algos"].items()}
+    when = (m["date"] if len(set(dates.values())) == 1 and m["date"] in dates.values()
+            else ", ".join(f"{algo.upper()} {date}" for algo, date in dates.items()))
     return "\n".join(lines) + (
         f"\n\nMedian [min–max] over the seeds run of {', '.join(map(str, seeds))}"
         f"{' (n/N: runs that reached 475 of the runs made)' if cartpole else ''}, tfpg and SB3 alternated seed by "
-        f"seed in one session ({m['date']}, {m['cpus']} cores shared "
+        f"seed in one session per algorithm ({when}, {m['cpus']} cores shared "
         "with other work, so seconds are noisy; env steps are not). "
         f"`python benchmarks/advanced_pg.py{'' if cartpole else ' --env ' + env_id} --readme`.")
 
@@ -260,7 +264,8 @@ def setup(args, stem: str) -> dict:
             continue   # --resume with another algorithm adds it beside the ones measured
         tfpg_algo = args.tfpg_algo or algo
         results["algos"][algo] = {"tfpg_algo": tfpg_algo, "tfpg_preset": tfpg_preset(tfpg_algo, args.env),
-                                  "budget": budget(algo, args.env, args.total_steps), "tfpg": [], "sb3": []}
+                                  "budget": budget(algo, args.env, args.total_steps), "tfpg": [], "sb3": [],
+                                  "date": machine()["date"]}
     for algo, row in results["algos"].items():
         if "sb3_budget" not in row:   # a JSON from before --peer-steps-cap existed
             row["sb3_budget"] = peer_budget(args, algo, row["budget"])

@@ -15,7 +15,9 @@ the zoo has no agent for the pair, the bar is the lowest of that env's bars. The
 its env; tfpg's numbers here come from one set of defaults for every env.
 
 The JSON goes to results/no_preset.json after every run (--resume skips the pairs and seeds in it);
---readme writes the README table. Runs go one at a time: a pair's seconds are indicative only.
+--readme writes the README table. Runs go one at a time in a process, so a pair's seconds are indicative
+only (two processes on disjoint --algos, each with its own --json, halve the wall time; --merge joins
+them for the table).
 """
 import argparse
 import json
@@ -103,14 +105,19 @@ def main():
                    choices=sorted(ZOO_BUDGET))
     p.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--resume", action="store_true", help="keep results/no_preset.json's runs and add the missing ones")
+    p.add_argument("--resume", action="store_true", help="keep the JSON's runs and add the missing ones")
+    p.add_argument("--json", default="no_preset.json", help="results/ file to keep the runs in (two processes "
+                                                            "on disjoint --algos can run side by side in two files)")
+    p.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                   help="first add the runs of these results/ files (from side-by-side processes)")
     p.add_argument("--readme", action="store_true")
     args = p.parse_args()
-    path = os.path.join(RESULTS, "no_preset.json")
     results = []
-    if args.resume and os.path.exists(path):
-        with open(path) as f:
-            results = json.load(f)["runs"]
+    for name in ([args.json] if args.resume else []) + args.merge:
+        path = os.path.join(RESULTS, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                results += [r for r in json.load(f)["runs"] if r not in results]
     done = {(r["algo"], r["env_id"], r["seed"]) for r in results}
     for seed in args.seeds:
         for algo, env_id in pairs(args.algos, args.envs):
@@ -118,8 +125,11 @@ def main():
                 continue
             r = run(algo, env_id, seed)
             results.append(r)
-            save("no_preset.json", {"machine": machine(), "runs": results})
+            save(args.json, {"machine": machine(), "runs": results})
             print(json.dumps(r), flush=True)
+    save(args.json, {"machine": machine(), "runs": results})
+    order = {(a, e): i for i, (a, e) in enumerate(pairs(args.algos, ENVS))}
+    results.sort(key=lambda r: (order.get((r["algo"], r["env_id"]), len(order)), r["seed"]))
     text = table(results, args.seeds)
     print(text)
     if args.readme:
