@@ -164,7 +164,7 @@ def table(results: dict, env_id: str, seeds) -> str:
             steps = row["budget"] if side == "tfpg" else row.get("sb3_budget", row["budget"])
             lines.append(f"| {row['tfpg_algo'] if side == 'tfpg' else algo} | {who} | {steps:,} | {cells} "
                          f"| {med_range((r['steps_per_s'] for r in runs), '{:,.0f}')} | {ratio} |")
-    m = machine()
+    m = results["machine"]   # where the runs were made
     cut = [f"{algo.upper()} after {row['sb3_budget']:,}" for algo, row in results["algos"].items()
            if row.get("sb3_budget", row["budget"]) < row["budget"]]
     threads = sorted({r.get("torch_threads") for row in results["algos"].values() for r in row["sb3"]} - {None})
@@ -175,7 +175,7 @@ def table(results: dict, env_id: str, seeds) -> str:
                      "there the run is the zoo's own.")
     # an algorithm added with --resume was measured in its own session: say when each was
     dates = {algo: row.get("date", results["machine"]["date"]) for algo, row in results["algos"].items()}
-    when = (m["date"] if len(set(dates.values())) == 1 and m["date"] in dates.values()
+    when = (next(iter(dates.values())) if len(set(dates.values())) == 1
             else ", ".join(f"{algo.upper()} {date}" for algo, date in dates.items()))
     return "\n".join(lines) + (
         f"\n\nMedian [min–max] over the seeds run of {', '.join(map(str, seeds))}"

@@ -6,7 +6,7 @@
 Each run is `train.py --algo A --env E --total-steps B --seed S` with no other setting (the env has no
 preset for A, so every hyperparameter is the algorithm's dataclass default), then one greedy evaluation of
 20 episodes at the end. B is rl-baselines3-zoo's `n_timesteps` for the algorithm on the env
-(hyperparams/{a2c,ppo,trpo,dqn}.yml); REINFORCE, which the zoo lacks, gets A2C's and NPG TRPO's.
+(hyperparams/{a2c,ppo,trpo,dqn}.yml); REINFORCE, which the zoo lacks, gets A2C's budgets, and NPG TRPO's.
 
 "Learned" means: the greedy mean is at least the bar, the mean minus one standard deviation of the zoo's
 own tuned agent for that algorithm (its benchmark.md, one trained agent evaluated deterministically over
@@ -75,7 +75,8 @@ def run(algo: str, env_id: str, seed: int) -> dict:
     r = run_training(["--algo", algo, "--env", env_id, "--total-steps", str(steps), "--eval-every", str(steps),
                       "--eval-episodes", str(EVAL_EPISODES)], seed)
     return {"algo": algo, "env_id": env_id, "seed": seed, "budget": steps, "eval_mean": r["eval_reward"],
-            "reward_100": r["reward_100"], "env_steps": r["env_steps"], "train_s": r["train_seconds"]}
+            "reward_100": r["reward_100"], "env_steps": r["env_steps"], "train_s": r["train_seconds"],
+            "date": machine()["date"]}
 
 
 def table(results: list[dict], seeds) -> str:
@@ -93,9 +94,9 @@ def table(results: list[dict], seeds) -> str:
         lines.append(f"| {algo} | {env_id} | {runs[0]['budget']:,} | {shown} | ≥ {threshold:.1f} ({source}) | "
                      f"{'yes' if learned == len(runs) else 'no' if learned == 0 else f'{learned}/{len(runs)}'} | "
                      f"{statistics.median(r['train_s'] for r in runs):.0f} |")
-    m = machine()
-    lines.append(f"\nSeeds {', '.join(map(str, seeds))}; greedy means in seed order; {m['cpus']} cores, "
-                 f"{m['date']}; `python benchmarks/no_preset.py --readme`.")
+    dates = sorted({r.get("date", "?") for r in results if r["seed"] in seeds})
+    lines.append(f"\nSeeds {', '.join(map(str, seeds))}; greedy means in seed order; {machine()['cpus']} cores, "
+                 f"{' to '.join(dates[::max(1, len(dates) - 1)])}; `python benchmarks/no_preset.py --readme`.")
     return "\n".join(lines)
 
 
@@ -117,7 +118,8 @@ def main():
         path = os.path.join(RESULTS, name)
         if os.path.exists(path):
             with open(path) as f:
-                results += [r for r in json.load(f)["runs"] if r not in results]
+                saved = json.load(f)
+            results += [{"date": saved["machine"]["date"], **r} for r in saved["runs"] if r not in results]
     done = {(r["algo"], r["env_id"], r["seed"]) for r in results}
     for seed in args.seeds:
         for algo, env_id in pairs(args.algos, args.envs):

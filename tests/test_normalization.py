@@ -53,12 +53,21 @@ def test_scaled_rewards_keep_their_sign_are_clipped_and_restart_from_zero_after_
     out = normalizer(np.array([[-0.001], [5.0], [0.0], [0.002]], np.float32), ended, live)
     assert 5.0 / np.sqrt(normalizer.moments.var[0]) > 10     # so the second reward is clipped
     assert out[0, 0] < 0 and out[1, 0] == 10.0 and out[2, 0] == 0.0 and 0 < out[3, 0] < 10
-    normalizer.reset()
-    assert normalizer.returns[0] == 0.0
     other = RewardNormalizer(1, 0.99)
-    other.load(normalizer.state())
+    other.load(normalizer.state())   # R is mid-episode here: the running return must travel with the moments
+    assert other.returns[0] != 0.0
     rewards = np.array([[0.5], [-0.25]], np.float32)
     np.testing.assert_array_equal(other(rewards, ended[:2], live[:2]), normalizer(rewards, ended[:2], live[:2]))
+    assert other.moments.count == normalizer.moments.count == history + 6
+
+
+def test_reset_restarts_the_running_return_of_the_given_envs_only():
+    normalizer = RewardNormalizer(4, 0.5)
+    live, ended = np.ones((1, 4), bool), np.zeros((1, 4), bool)
+    normalizer(np.full((1, 4), 2.0, np.float32), ended, live)
+    normalizer.reset(slice(2, 4))       # a restarted rollout worker's two envs
+    normalizer(np.full((1, 4), 2.0, np.float32), ended, live)
+    np.testing.assert_array_equal(normalizer.returns, [3.0, 3.0, 2.0, 2.0])   # 0.5 * 2 + 2 where R ran on
 
 
 def test_running_moments_equal_numpy_over_all_batches():
@@ -100,3 +109,21 @@ def test_reinforce_scales_each_episodes_rewards_by_the_std_of_its_running_return
         expected = reward_to_go(np.clip(episodes.rewards * scale, -10, 10), episodes.lengths, config.gamma)
         np.testing.assert_allclose(batch.returns, expected, rtol=1e-4)
     assert len(collected) == 2 and collected[1].num_steps >= 300
+
+
+def test_a_config_saved_before_an_option_existed_resumes_as_it_trained():
+    """config.json of a run from before --normalize-reward / --critic-activation: resumed with the behaviour it
+    had (no reward scaling, a ReLU critic), not today's defaults, which would not fit its checkpoint."""
+    from tfpg.algos.a2c import A2CConfig
+    from tfpg.algos.dqn import DQNConfig
+    from tfpg.config import with_fields_added_later
+
+    saved = A2CConfig().to_dict()
+    del saved["normalize_reward"], saved["critic_activation"]
+    config = A2CConfig(**with_fields_added_later(saved, A2CConfig))
+    assert config.normalize_reward is False and config.critic_activation == "relu"
+    assert A2CConfig().normalize_reward is True and A2CConfig().critic_activation == "tanh"   # today's defaults
+    kept = A2CConfig(normalize_reward=True, critic_activation="tanh").to_dict()
+    assert with_fields_added_later(kept, A2CConfig) == kept      # a saved value is never replaced
+    dqn = DQNConfig().to_dict()
+    assert with_fields_added_later(dqn, DQNConfig) == dqn        # fields it does not have are not added

@@ -33,7 +33,8 @@ SMALL = dict(num_envs=4, hidden=(16,), episodes_per_update=4, lr=0.01, stop_rewa
 # PPO on 4 envs x 32 steps (128 per update) with the running observation statistics, whose values the workers
 # get with the weights; the preset's linear schedules off, so that --total-steps does not change the updates.
 PPO_FLAGS = ["--algo", "ppo", "--num-envs", "4", "--horizon", "32", "--hidden", "16", "--critic-hidden", "16",
-             "--epochs", "2", "--minibatch-size", "64", "--normalize-obs", "true", "--linear-lr", "false",
+             "--epochs", "2", "--minibatch-size", "64", "--normalize-obs", "true", "--normalize-reward", "true",
+             "--linear-lr", "false",
              "--linear-clip", "false", "--eval-every", "0", "--no-progress"]
 
 

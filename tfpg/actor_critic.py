@@ -42,7 +42,7 @@ from tfpg.rollout import FixedHorizonCollector
 @dataclass
 class ActorCriticConfig(PolicyGradientConfig):
     """Fixed-horizon rollouts with a critic and GAE; the defaults are the robust settings for an env
-    without a preset: critic + GAE(0.95), standardised advantages, tanh 64-64, and both of the zoo's
+    without a preset: critic + GAE(0.95), standardised advantages (A2C: not), tanh 64-64, and both of the zoo's
     `normalize: true` (Stable-Baselines3's VecNormalize): running observation statistics inside the policy
     and rewards scaled by the running std of the discounted return. The two together are what lets PPO and
     TRPO find MountainCar's flag and MountainCarContinuous's goal without a preset: an untrained critic (V ~ 0)
@@ -51,12 +51,12 @@ class ActorCriticConfig(PolicyGradientConfig):
 
     horizon: int = option(256, "vector steps per env in each rollout (T): a batch is T x --num-envs steps "
                                "(the zoo's n_steps)", low=1)
-    normalize_reward: bool = True
     num_envs: int = 8
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     normalize: bool = True
     normalize_obs: bool = True
+    normalize_reward: bool = True
     lr: float = 3e-4
     grad_clip: float = 0.5
 
@@ -92,8 +92,9 @@ class ActorCriticBatch:
 
 
 def build_critic(policy, observation_space, hidden, shared_torso: bool, activation: str = "relu") -> keras.Model:
-    """V_phi: a separate network (an MLP, or the Nature CNN on frames) on the policy's features, or with
-    `shared_torso` a linear value head on the policy network's last hidden layer (the layers are shared)."""
+    """V_phi: a separate network (an MLP with `activation`, or the Nature CNN on frames) on the policy's features,
+    or with `shared_torso` a linear value head on the policy network's last hidden layer (the layers are shared,
+    so their activation is the policy's)."""
     if not shared_torso:
         return networks.torso_for(observation_space, hidden, 1, name="critic", activation=activation)
     torso = policy.model.layers[-2].output   # the last hidden layer, before the policy's output layer
@@ -153,6 +154,8 @@ class ActorCritic:
         if config.normalize_reward:
             self.reward_normalizer = RewardNormalizer(stepper.num_envs, config.gamma)
             stepper.on_restart.append(self.reward_normalizer.reset)   # the episodes end there, so does R
+            # with --workers, a worker whose process died restarts its own envs (`tfpg.workers.PooledStepper`)
+            getattr(stepper, "on_worker_restart", []).append(self.reward_normalizer.reset)
         policy = self.policy
         self._values = tf.function(self.value, input_signature=[policy.obs_spec]).get_concrete_function()
 

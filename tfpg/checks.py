@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 
 from tfpg import envs as envs_lib
-from tfpg.config import RunConfig, validate
+from tfpg.config import RunConfig, validate, with_fields_added_later
 from tfpg.errors import ConfigError
 from tfpg.files import CONFIG_FILE, RESTORE_CONFIG, read_run_config
 
@@ -130,9 +130,10 @@ def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str
         flag = "--preset" if preset is not None else "--" + extra[0].replace("_", "-")
         raise ConfigError(f"{flag} cannot be changed when resuming: --resume continues with the run's saved "
                           "configuration")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+    config_class = REGISTRY[saved["algo"]].config_class
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in with_fields_added_later(saved, config_class).items()}
     try:
-        saved_config = REGISTRY[saved["algo"]].config_class(**values)
+        saved_config = config_class(**values)
         validate(saved_config)
     except (TypeError, ConfigError) as e:   # a value of the wrong type or out of bounds: edited or damaged
         raise ConfigError(f"{config_file} is damaged ({e}); {RESTORE_CONFIG}") from None

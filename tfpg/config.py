@@ -243,6 +243,18 @@ def build_config(algo: str | None, env_id: str | None, preset: str | None, overr
     return config
 
 
+# Options added after runs were written: the value that reproduces how such a run trained, for --resume of a
+# config.json without the field (the dataclass default may have moved since: normalize_reward is on by default
+# for the actor-critics, and A2C's critic is tanh, while runs from before trained without and with ReLU).
+FIELDS_ADDED_LATER = {"normalize_reward": False, "critic_activation": "relu"}
+
+
+def with_fields_added_later(saved: dict, config_class) -> dict:
+    """A saved configuration with every field of FIELDS_ADDED_LATER that `config_class` has and `saved` lacks."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    return {**{k: v for k, v in FIELDS_ADDED_LATER.items() if k in known and k not in saved}, **saved}
+
+
 def validate(config: RunConfig) -> None:
     """Each field's type, choices and bounds from its declaration, then the config's cross-field rules."""
     check_fields(config)

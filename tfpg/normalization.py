@@ -93,8 +93,9 @@ class RewardNormalizer:
         self.moments = RunningMoments(1)
         self.returns = np.zeros(num_envs)
 
-    def reset(self) -> None:
-        self.returns[:] = 0.0
+    def reset(self, columns: slice = slice(None)) -> None:
+        """R = 0 for the envs in `columns` (all by default): their episodes were cut (re-seeded envs)."""
+        self.returns[columns] = 0.0
 
     def __call__(self, rewards: np.ndarray, ended: np.ndarray, live: np.ndarray) -> np.ndarray:
         """(T, N) rewards, episode ends and live rows -> the (T, N) scaled rewards (0 where not live)."""
@@ -112,6 +113,8 @@ class RewardNormalizer:
         return float(1.0 / np.sqrt(self.moments.var[0] + self.eps))
 
     def state(self) -> dict:
+        # R is zero at every checkpoint the trainer writes (the envs restart there); it is kept anyway so that
+        # a normaliser saved anywhere else restores exactly.
         return {**self.moments.state(), "returns": self.returns.copy()}
 
     def load(self, state: dict) -> None:

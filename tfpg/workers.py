@@ -159,6 +159,8 @@ class PooledStepper:
         self.num_envs = num_envs
         self.on_episode = on_episode
         self.on_restart: list = []
+        # callbacks(columns: slice) when one worker's envs restart (its process died): its episodes were cut
+        self.on_worker_restart: list = []
         self.env_steps = 0
         self.observations = None
 
@@ -276,6 +278,8 @@ class WorkerPool:
                                         f"{RESTART_TIMEOUT_S:.0f} s; see `ray status`") from None
                 time.sleep(0.2)
         self.placement[index] = ray.get(self.actors[index].info.remote())
+        for callback in self.stepper.on_worker_restart:
+            callback(slice(index * self.m, (index + 1) * self.m))   # its columns of the joined rollouts
 
     def gather(self, weights, requests: list[dict]) -> list[dict]:
         """Every worker's segment for its request, in worker order; a worker that died is asked again."""

@@ -12,7 +12,9 @@ With separate networks, theta follows loss_policy + loss_entropy (Adam, --lr) an
 value_loss (Adam, --critic-lr). With --shared-torso, one network body carries both heads and one
 Adam step (--lr) follows loss_policy + loss_entropy + c_v value_loss, c_v = --vf-coef.
 lambda = 1 gives the n-step returns of the original A2C (each step's return bootstrapped from
-V at the end of the rollout), lambda < 1 GAE.
+V at the end of the rollout), lambda < 1 GAE. Without a preset the advantages are used as they come
+(--normalize false, as in Stable-Baselines3's A2C; the rewards are scaled by --normalize-reward) and the
+critic is a tanh MLP (--critic-activation).
 """
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ class A2CConfig(ActorCriticConfig):
     # MountainCarContinuous-v0, Pendulum-v1, LunarLander-v3 in the zoo's budgets; raw, all 5 (README).
     normalize: bool = False
     shared_torso: bool = option(False, "one network body for the policy and value heads, trained by one Adam "
-                                       "(--lr) on policy + --vf-coef x value loss; --critic-hidden and "
-                                       "--critic-lr are then unused")
+                                       "(--lr) on policy + --vf-coef x value loss; --critic-hidden, "
+                                       "--critic-lr and --critic-activation are then unused")
     vf_coef: float = option(0.5, "weight of the value loss in the joint loss of --shared-torso", low=0.0)
     linear_lr: bool = option(False, "decay --lr (and --critic-lr) linearly to 0 over --total-steps")
 

@@ -31,7 +31,8 @@ parameters, so every option above works with both. With `std_ceiling` the Gaussi
 projected after each update onto log sigma_d <= log sigma_max(t), a ceiling falling log-linearly
 from the initial sigma to `std_ceiling` over `std_ceiling_steps` env steps. With --normalize-obs
 the policy's running observation statistics are updated from each collected batch before the
-update uses it.
+update uses it; with --normalize-reward each episode's rewards are divided by the running std of the
+discounted return within episodes (`tfpg.normalization.RewardNormalizer`) before any return is formed.
 """
 from __future__ import annotations
 
@@ -523,11 +524,7 @@ class Reinforce(Algorithm):
                                [slice(int(a[0]), int(a[-1]) + 1) for a in chunks])
         episodes = self.collector.collect(min_episodes=config.episodes_per_update, min_steps=config.steps_per_update)
         self._update_normalizer(episodes.observations)   # before any value is predicted on this batch
-        rewards = episodes.rewards
-        if self.reward_normalizer is not None:
-            ends = np.zeros((len(rewards), 1), bool)
-            ends[np.cumsum(episodes.lengths) - 1] = True
-            rewards = self.reward_normalizer(rewards[:, None], ends, np.ones_like(ends))[:, 0]
+        rewards = self._scaled_rewards(episodes)
         if config.returns == "total":
             returns = returns_lib.total_return(rewards, episodes.lengths, config.gamma)
         else:
@@ -540,6 +537,15 @@ class Reinforce(Algorithm):
             else:
                 returns = returns_lib.reward_to_go(rewards, episodes.lengths, config.gamma, bootstrap)
         return self._batch(episodes.observations, episodes.actions, returns, _segments(episodes.lengths))
+
+    def _scaled_rewards(self, episodes) -> np.ndarray:
+        """The batch's rewards, with --normalize-reward divided by the running std of R (`RewardNormalizer`), the
+        episodes laid end to end in one column: R restarts after each episode's last step."""
+        if self.reward_normalizer is None:
+            return episodes.rewards
+        ends = np.zeros((episodes.num_steps, 1), bool)
+        ends[np.cumsum(episodes.lengths) - 1] = True
+        return self.reward_normalizer(episodes.rewards[:, None], ends, np.ones_like(ends))[:, 0]
 
     def _update_normalizer(self, observations: np.ndarray) -> None:
         if self.policy.normalizer is not None:
