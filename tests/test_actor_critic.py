@@ -1,5 +1,6 @@
 """A2C, PPO, TRPO/NPG: the shared core's advantages, TRPO's step on a real batch, exact resume and the export."""
 import gymnasium as gym
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,6 +22,7 @@ def tiny(algo, env_id, **overrides):
 
 def trpo_on(env_id, algo="trpo", **overrides):
     config = tiny(algo, env_id, **overrides)
+    keras.utils.set_random_seed(config.seed)   # the initial weights, whatever ran before in this process
     stepper = VecStepper(make_train_envs(config), env_id, seed=config.seed)
     return TRPO(config, env_spaces(env_id), stepper), config
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_cli
+from conftest import ROOT, assert_same_checkpoint, run_cli
 
 from tfpg.checks import prepare_paths
 from tfpg.trainer import train
@@ -315,3 +315,42 @@ def test_a_killed_export_leaves_the_old_export_or_none(tmp_path, marker, expect)
     # the next export cleans up what the killed one left behind
     subprocess.run([sys.executable, "-c", EXPORTER, target, "3", "0"], env=env, check=True, capture_output=True)
     assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_a_signal_right_after_a_checkpoint_keeps_that_checkpoint(tmp_path, monkeypatch):
+    """SIGINT landing between a checkpoint and the next update (the envs have just restarted, which zeroes the
+    reward normaliser's running returns): the run ends on that checkpoint as written, identical to the
+    uninterrupted run's at the same step, and a resume from it ends exactly where the uninterrupted run does."""
+    from tfpg.trainer import Trainer
+
+    def ppo(name, total_steps, resume=False):
+        config = build_config("ppo", "CartPole-v1", None, dict(
+            num_envs=2, horizon=64, hidden=(16,), critic_hidden=(16,), epochs=1, minibatch_size=64,
+            normalize_reward=True, eval_every=0, checkpoint_every=500, seed=5, total_steps=total_steps,
+            progress=False, logdir=str(tmp_path / "runs"), export_dir=str(tmp_path / "models"), run_name=name))
+        if resume:
+            return train(config, str(tmp_path / "runs" / name), str(tmp_path / "models" / name), resume=True)
+        return train(config, *prepare_paths(config))
+
+    full = ppo("full", 1200)
+    save = Trainer.save_checkpoint
+
+    def save_then_signal(self):
+        prefix = save(self)
+        self.signals.received = signal.SIGINT   # as if Ctrl-C came while the envs restarted
+        return prefix
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_signal)
+    cut = ppo("cut", 1200)
+    monkeypatch.undo()
+    first = f"ckpt-{cut.env_steps}"
+    assert cut.interrupted_by == signal.SIGINT and 500 <= cut.env_steps < 1200
+    written = sorted(os.listdir(tmp_path / "runs" / "cut" / "checkpoints"))
+    assert [name for name in written if name.endswith(".index")] == [first + ".index"]
+    assert_same_checkpoint(tmp_path / "runs" / "full" / "checkpoints" / first,
+                           tmp_path / "runs" / "cut" / "checkpoints" / first)
+    resumed = ppo("cut", 1200, resume=True)
+    assert (resumed.env_steps, resumed.episodes) == (full.env_steps, full.episodes)
+    obs = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
+    np.testing.assert_array_equal(_logits(str(tmp_path / "models" / "cut"), obs),
+                                  _logits(str(tmp_path / "models" / "full"), obs))

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_tensorflow_only
+from conftest import ROOT, assert_same_checkpoint, run_tensorflow_only
 
 ray = pytest.importorskip("ray")
 
@@ -85,21 +85,6 @@ def _record(monkeypatch, algo: str, collecting_class, metrics: tuple[str, ...]):
 
 def _logits(path, obs):
     return tf.saved_model.load(str(path)).signatures["distribution"](observations=tf.constant(obs))["logits"].numpy()
-
-
-def _checkpoint_tensors(prefix) -> dict:
-    """Every variable a checkpoint holds but the training clock (which no two runs share); the object graph
-    is left out too, as it names Keras objects by their order of creation in the process."""
-    reader = tf.train.load_checkpoint(str(prefix))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.endswith("VARIABLE_VALUE") and "seconds" not in name}
-
-
-def _assert_same_checkpoint(a, b) -> None:
-    first, second = _checkpoint_tensors(a), _checkpoint_tensors(b)
-    assert sorted(first) == sorted(second)
-    for name in first:
-        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
 EQUAL_RUNS = {   # algo: (what collects its batches, their fields, the metrics compared, the run's flags)
@@ -218,7 +203,7 @@ def test_two_runs_with_two_workers_are_identical_and_resume_exactly_after_sigkil
     learner.send_signal(signal.SIGKILL)
     learner.wait()
     first = latest_checkpoint(tmp_path / "runs" / "k")
-    _assert_same_checkpoint(first, reference_dir / "runs" / "ref" / "checkpoints" / os.path.basename(first))
+    assert_same_checkpoint(first, reference_dir / "runs" / "ref" / "checkpoints" / os.path.basename(first))
     # resumed here (this process is already connected to the same Ray instance), to the same budget
     monkeypatch.chdir(tmp_path)   # the saved config's --logdir and --export-dir are relative
     config, run_dir, export_path, validated = check_resume(str(tmp_path / "runs" / "k"), None, None, None, {})
@@ -274,7 +259,7 @@ def test_sigint_ends_a_ppo_run_with_two_workers_cleanly_and_resume_continues_it(
     assert (tmp_path / "saved_models" / "sig" / "saved_model.pb").is_file()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["interrupted_by"], summary["env_steps"]) == (signal.SIGINT, steps)
-    _assert_same_checkpoint(reference.with_suffix(""), run_dir / "checkpoints" / reference.stem)
+    assert_same_checkpoint(reference.with_suffix(""), run_dir / "checkpoints" / reference.stem)
     assert len(workers) >= 2
     for _ in range(600):   # ray.kill is asynchronous: the worker processes end shortly after
         if not workers & _rollout_worker_pids():

@@ -113,8 +113,8 @@ class RewardNormalizer:
         return float(1.0 / np.sqrt(self.moments.var[0] + self.eps))
 
     def state(self) -> dict:
-        # R is zero at every checkpoint the trainer writes (the envs restart there); it is kept anyway so that
-        # a normaliser saved anywhere else restores exactly.
+        # The trainer restarts the envs right after a checkpoint and after a resume, which zeroes R (`reset`);
+        # R is saved anyway so that a normaliser restores exactly wherever it was saved.
         return {**self.moments.state(), "returns": self.returns.copy()}
 
     def load(self, state: dict) -> None:

@@ -165,6 +165,13 @@ class Trainer:
     def save_checkpoint(self) -> str:
         return self.checkpoint.save(self.stepper.env_steps, self._arrays())
 
+    def _checkpointed_here(self) -> bool:
+        """Whether the latest checkpoint is at this env step (a signal came right after a checkpoint, or a
+        resume): it is kept, not rewritten -- it holds the state before the envs restarted, which a resume
+        restarts the same way, and a rewrite would differ from an uninterrupted run's checkpoint."""
+        latest = self.checkpoint.latest()
+        return latest is not None and os.path.basename(latest) == f"ckpt-{self.stepper.env_steps}"
+
     def _checkpoint_if_due(self) -> None:
         every, steps = self.config.checkpoint_every, self.stepper.env_steps
         if not every or steps < self.progress.next_checkpoint:
@@ -245,9 +252,9 @@ class Trainer:
         train_seconds); the export is the best evaluated policy with --export-best."""
         seconds = self.train_seconds
         state = self.evaluator.state
-        if self.signals.received is not None:
+        if self.signals.received is not None and not self._checkpointed_here():
             self.save_checkpoint()
-        elif self.config.eval_every and state.eval_env_steps != self.stepper.env_steps:
+        elif self.signals.received is None and self.config.eval_every and state.eval_env_steps != self.stepper.env_steps:
             self.evaluator.evaluate(self.stepper.env_steps)
         self.evaluator.close()
         self.logger.close()
