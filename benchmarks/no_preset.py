@@ -95,7 +95,8 @@ def table(results: list[dict], seeds) -> str:
                      f"{'yes' if learned == len(runs) else 'no' if learned == 0 else f'{learned}/{len(runs)}'} | "
                      f"{statistics.median(r['train_s'] for r in runs):.0f} |")
     dates = sorted({r.get("date", "?") for r in results if r["seed"] in seeds})
-    lines.append(f"\nSeeds {', '.join(map(str, seeds))}; greedy means in seed order; {machine()['cpus']} cores, "
+    lines.append(f"\nSeeds {', '.join(map(str, seeds))} (a row lists the seeds it was run with, greedy means in seed "
+                 f"order; learned: by all of them, k/n, or none); {machine()['cpus']} cores, "
                  f"{' to '.join(dates[::max(1, len(dates) - 1)])}; `python benchmarks/no_preset.py --readme`.")
     return "\n".join(lines)
 
@@ -111,6 +112,8 @@ def main():
                                                             "on disjoint --algos can run side by side in two files)")
     p.add_argument("--merge", nargs="+", default=[], metavar="JSON",
                    help="first add the runs of these results/ files (from side-by-side processes)")
+    p.add_argument("--table-only", action="store_true",
+                   help="run nothing: the table of the runs in --json (with --resume) and --merge, every seed they hold")
     p.add_argument("--readme", action="store_true")
     args = p.parse_args()
     results = []
@@ -121,7 +124,9 @@ def main():
                 saved = json.load(f)
             results += [{"date": saved["machine"]["date"], **r} for r in saved["runs"] if r not in results]
     done = {(r["algo"], r["env_id"], r["seed"]) for r in results}
-    for seed in args.seeds:
+    if args.table_only:
+        args.seeds = sorted({r["seed"] for r in results})
+    for seed in [] if args.table_only else args.seeds:
         for algo, env_id in pairs(args.algos, args.envs):
             if (algo, env_id, seed) in done:
                 continue

@@ -8,10 +8,12 @@ sub-env is a reset (its action is ignored, reward 0). Collectors must drop that 
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import FrameStackObservation, GrayscaleObservation, ResizeObservation
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from tfpg import atari
@@ -48,13 +50,37 @@ class EnvSpaces:
     action_space: gym.Space
 
 
+def is_rgb_frames(space: gym.Space) -> bool:
+    """Whether observations are single RGB frames (H, W, 3) uint8, as Box2D's CarRacing returns."""
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3 \
+        and space.shape[-1] == 3
+
+
+def preprocess_frames(env: gym.Env) -> gym.Env:
+    """RGB frames -> the layout the Nature CNN reads, the Atari one (`tfpg.atari`): grayscale, 84x84, the
+    last 4 stacked, (4, 84, 84) uint8. Why stacked: one frame shows where things are, not how they move."""
+    env = ResizeObservation(GrayscaleObservation(env), (atari.SCREEN_SIZE, atari.SCREEN_SIZE))
+    return FrameStackObservation(env, atari.FRAME_STACK)
+
+
+@functools.lru_cache(maxsize=None)
+def _has_rgb_frames(env_id: str) -> bool:
+    env = gym.make(env_id)
+    try:
+        return is_rgb_frames(env.observation_space)
+    finally:
+        env.close()
+
+
 def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     """One env as the agent sees it, with real (unclipped) rewards: Atari games get tfpg's
-    preprocessing (`tfpg.atari`), anything else is `gym.make(env_id)`."""
+    preprocessing (`tfpg.atari`), other RGB-frame envs `preprocess_frames`, anything else is
+    `gym.make(env_id)`."""
     spec = check_env_id(env_id)
     if atari.is_atari(spec):
         return atari.make_atari_env(env_id, render_mode=render_mode)
-    return gym.make(env_id, render_mode=render_mode)
+    env = gym.make(env_id, render_mode=render_mode)
+    return preprocess_frames(env) if is_rgb_frames(env.observation_space) else env
 
 
 def env_spaces(env_id: str) -> EnvSpaces:
@@ -77,6 +103,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto
 
     Atari games are built by `tfpg.atari`; with `training` their rewards are clipped to sign(r)
     *outside* the episode statistics, which keep the real score. Evaluation envs are unclipped.
+    Other envs with RGB frames get `preprocess_frames` in each sub-env.
     Autoreset is NEXT_STEP; `tfpg.stepping.VecStepper` checks that the env declares it.
     """
     spec = check_env_id(env_id)
@@ -92,6 +119,8 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, vector_mode: str = "auto
         kwargs = {} if render_mode is None else {"render_mode": render_mode}
         if vector_mode != "vector_entry_point":
             kwargs["vector_kwargs"] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+            if _has_rgb_frames(env_id):
+                kwargs["wrappers"] = [preprocess_frames]
         envs = RecordEpisodeStatistics(gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vector_mode,
                                                     **kwargs), buffer_length=100)
     envs.reset(seed=seed)

@@ -1,0 +1,43 @@
+"""RGB-frame envs outside the ALE (Box2D's CarRacing): preprocessed to the Atari layout, trained end to end."""
+import json
+
+import gymnasium as gym
+import numpy as np
+
+from conftest import run_cli
+from tfpg import envs as envs_lib
+
+CAR = "CarRacing-v3"
+FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+
+
+def test_rgb_frames_become_stacks_of_four_grayscale_84x84_frames_newest_last():
+    assert gym.make(CAR).observation_space.shape == (96, 96, 3)
+    env = envs_lib.make_env(CAR)
+    try:
+        assert env.observation_space == FRAMES
+        obs, _ = env.reset(seed=0)
+        assert all(np.array_equal(obs[k], obs[-1]) for k in range(3))   # the reset frame fills the stack
+        frames = [obs]
+        for _ in range(60):   # full throttle: the car and the view move, so frames differ
+            frames.append(env.step(np.array([0.0, 1.0, 0.0], np.float32))[0])
+        for before, after in zip(frames, frames[1:]):
+            np.testing.assert_array_equal(after[:-1], before[1:])         # the stack shifts by one frame
+        assert not np.array_equal(frames[-1][-1], frames[0][-1])
+    finally:
+        env.close()
+    vector = envs_lib.make_vec_env(CAR, 2, seed=0)
+    try:
+        assert vector.single_observation_space == FRAMES   # training and evaluation see what the export takes
+    finally:
+        vector.close()
+
+
+def test_ppo_on_car_racing_trains_with_the_cnn_and_exports_for_the_frames(workdir):
+    proc = run_cli(["--algo", "ppo", "--env", CAR, "--num-envs", "2", "--horizon", "16", "--minibatch-size", "16",
+                    "--epochs", "1", "--total-steps", "64", "--hidden", "16", "--eval-every", "0", "--no-progress",
+                    "--run-name", "car"], cwd=workdir, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(workdir / "saved_models" / "car" / "tfpg_metadata.json") as f:
+        metadata = json.load(f)
+    assert metadata["observation_space"]["shape"] == [4, 84, 84]
