@@ -252,9 +252,10 @@ class Trainer:
         train_seconds); the export is the best evaluated policy with --export-best."""
         seconds = self.train_seconds
         state = self.evaluator.state
-        if self.signals.received is not None and not self._checkpointed_here():
-            self.save_checkpoint()
-        elif self.signals.received is None and self.config.eval_every and state.eval_env_steps != self.stepper.env_steps:
+        if self.signals.received is not None:
+            if not self._checkpointed_here():
+                self.save_checkpoint()
+        elif self.config.eval_every and state.eval_env_steps != self.stepper.env_steps:
             self.evaluator.evaluate(self.stepper.env_steps)
         self.evaluator.close()
         self.logger.close()
