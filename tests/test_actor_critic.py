@@ -82,8 +82,38 @@ def test_npg_takes_the_whole_natural_step():
     assert 0.2 * config.max_kl < result.kl < 5 * config.max_kl   # ~delta: the quadratic model, damped
 
 
-@pytest.mark.parametrize("algo, flag, value", [("trpo", "lr", 0.01), ("a2c", "target_kl", 0.02),
-                                               ("ppo", "critic_epochs", 3)])
+def a2c_on(env_id, **overrides):
+    from tfpg.algos.a2c import A2C
+
+    config = tiny("a2c", env_id, **overrides)
+    keras.utils.set_random_seed(config.seed)
+    return A2C(config, env_spaces(env_id), VecStepper(make_train_envs(config), env_id, seed=config.seed)), config
+
+
+def test_a2c_kl_adaptive_lr_follows_each_updates_exact_kl_under_its_schedule():
+    """Each update's exact KL(pi_old || pi) on its batch sets the next lr: / 1.5 above 2 x --target-kl, x 1.5 below
+    half of it, never above --lr's linear schedule at that step."""
+    algo, config = a2c_on("Pendulum-v1", lr=3e-3, linear_lr=True, total_steps=1_000, target_kl=1e-5)
+    assert config.kl_adaptive_lr   # the fallback default
+    seen = []
+    for _ in range(6):
+        lr_used = float(algo.optimizer.learning_rate.numpy())
+        metrics = algo.iteration().metrics
+        assert metrics["lr"] == pytest.approx(lr_used)
+        cap, lr_next = algo.lr(algo.stepper.env_steps), float(algo.optimizer.learning_rate.numpy())
+        kl = metrics["kl"]
+        expected = min(lr_used, cap)
+        expected = expected / 1.5 if kl > 2e-5 else min(expected * 1.5, cap) if kl < 5e-6 else expected
+        assert lr_next == pytest.approx(expected, rel=1e-5) and lr_next <= cap * (1 + 1e-6)
+        seen.append(kl > 2e-5)
+    assert any(seen)   # lr 3e-3 on 128 transitions: some update overshoots the target
+    with pytest.raises(ConfigError, match=r"set --target-kl > 0 \(e.g. 0.0005\), or --kl-adaptive-lr false"):
+        build_config("a2c", "Pendulum-v1", None, {"target_kl": 0.0})
+
+
+@pytest.mark.parametrize("algo, flag, value", [("trpo", "lr", 0.01), ("a2c", "minibatch_size", 32),
+                                               ("ppo", "critic_epochs", 3), ("ppo", "kl_adaptive_lr", True),
+                                               ("trpo", "kl_adaptive_lr", True)])
 def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
     with pytest.raises(ConfigError, match=f"--{flag.replace('_', '-')} does not apply to --algo {algo}"):
         build_config(algo, "CartPole-v1", None, {flag: value})
@@ -92,7 +122,7 @@ def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
 # Each covers other options: a shared torso; Gaussian + obs statistics + KL stop + value clip; TRPO. (Not the
 # linear schedules: they run over --total-steps, which the shorter first part of a resumed run changes.)
 RESUMED = {
-    "a2c": ("CartPole-v1", dict(shared_torso=True, horizon=16)),
+    "a2c": ("CartPole-v1", dict(shared_torso=True, horizon=16, kl_adaptive_lr=True, target_kl=1e-4)),
     "ppo": ("Pendulum-v1", dict(target_kl=0.01, clip_range_vf=0.5, minibatch_size=32, epochs=3, normalize_obs=True)),
     "trpo": ("CartPole-v1", dict(critic_epochs=2)),
 }

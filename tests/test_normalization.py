@@ -112,16 +112,17 @@ def test_reinforce_scales_each_episodes_rewards_by_the_std_of_its_running_return
 
 
 def test_a_config_saved_before_an_option_existed_resumes_as_it_trained():
-    """config.json of a run from before --normalize-reward / --critic-activation: resumed with the behaviour it
-    had (no reward scaling, a ReLU critic), not today's defaults, which would not fit its checkpoint."""
+    """config.json of a run from before --normalize-reward / --critic-activation / --kl-adaptive-lr: resumed with
+    the behaviour it had (no reward scaling, a ReLU critic, a fixed lr), not today's defaults, which would not
+    fit its checkpoint."""
     from tfpg.algos.a2c import A2CConfig
     from tfpg.algos.dqn import DQNConfig
     from tfpg.config import with_fields_added_later
 
     saved = A2CConfig().to_dict()
-    del saved["normalize_reward"], saved["critic_activation"]
+    del saved["normalize_reward"], saved["critic_activation"], saved["kl_adaptive_lr"]
     config = A2CConfig(**with_fields_added_later(saved, A2CConfig))
-    assert config.normalize_reward is False and config.critic_activation == "relu"
+    assert config.normalize_reward is False and config.critic_activation == "relu" and not config.kl_adaptive_lr
     assert A2CConfig().normalize_reward is True and A2CConfig().critic_activation == "tanh"   # today's defaults
     kept = A2CConfig(normalize_reward=True, critic_activation="tanh").to_dict()
     assert with_fields_added_later(kept, A2CConfig) == kept      # a saved value is never replaced

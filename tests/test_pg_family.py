@@ -204,7 +204,7 @@ def test_kl_adaptive_learning_rate_follows_the_batch_kl_within_its_bounds():
     """lr / 1.5 above 2 x target, x 1.5 below target / 2 (never above --lr), unchanged in between."""
     import keras
 
-    from tfpg.algos.reinforce import adapt_learning_rate
+    from tfpg.schedules import adapt_learning_rate
     from tfpg.config import build_config
     from tfpg.errors import ConfigError
 
@@ -217,5 +217,6 @@ def test_kl_adaptive_learning_rate_follows_the_batch_kl_within_its_bounds():
     for _ in range(100):
         lr = adapt_learning_rate(optimizer, 1.0, target, max_lr)
     assert lr == pytest.approx(1e-6) and float(optimizer.learning_rate.numpy()) == pytest.approx(1e-6)
-    with pytest.raises(ConfigError, match="--kl-adaptive-lr steers the lr by the batch KL against --target-kl"):
+    with pytest.raises(ConfigError, match=r"--kl-adaptive-lr steers the lr by the batch KL against --target-kl: "
+                                          r"set --target-kl > 0 \(e.g. 0.02\)"):
         build_config("reinforce", "CartPole-v1", None, {"kl_adaptive_lr": True})

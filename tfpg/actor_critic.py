@@ -68,11 +68,12 @@ class ActorCriticConfig(PolicyGradientConfig):
         return "actor-critic (a2c, ppo, trpo, npg)"
 
     def check(self) -> None:
-        super().check()
+        # first: an option the algorithm ignores is the problem, whatever the shared rules say about it
         defaults = {f.name: f.default for f in dataclasses.fields(type(self))}
         for name in self.unused:
             if getattr(self, name) != defaults[name]:
                 raise ConfigError(f"{flag_name(name)} does not apply to --algo {self.algo}")
+        super().check()
 
 
 @dataclass

@@ -164,11 +164,21 @@ class PolicyGradientConfig(LearnerConfig):
     minibatch_size: int = option(256, "steps per shuffled minibatch (reinforce: of --update minibatch; ppo: each "
                                       "gradient step; trpo: each critic step)", low=1)
     target_kl: float = option(0.0, "stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this "
-                                   "(ppo: 1.5 x this, checked before each minibatch step); 0 = off", low=0.0)
+                                   "(ppo: 1.5 x this, checked before each minibatch step; a2c: the target of "
+                                   "--kl-adaptive-lr); 0 = off", low=0.0)
+    kl_adaptive_lr: bool = option(False, "after each update: Adam lr / 1.5 if its KL(pi_old || pi) on the batch > "
+                                         "2 x --target-kl, x 1.5 (at most --lr, or its linear schedule) if < "
+                                         "--target-kl / 2")
 
     @classmethod
     def group_title(cls) -> str:
         return "policy, critic and advantages"
+
+    def check(self) -> None:
+        super().check()
+        if self.kl_adaptive_lr and not self.target_kl:
+            raise ConfigError(f"--kl-adaptive-lr steers the lr by the batch KL against --target-kl: set --target-kl "
+                              f"> 0 (e.g. {type(self).target_kl or 0.02}), or --kl-adaptive-lr false")
 
 
 @dataclass(frozen=True)
@@ -245,8 +255,9 @@ def build_config(algo: str | None, env_id: str | None, preset: str | None, overr
 
 # Options added after runs were written: the value that reproduces how such a run trained, for --resume of a
 # config.json without the field (the dataclass default may have moved since: normalize_reward is on by default
-# for the actor-critics, and A2C's critic is tanh, while runs from before trained without and with ReLU).
-FIELDS_ADDED_LATER = {"normalize_reward": False, "critic_activation": "relu"}
+# for the actor-critics, A2C's critic is tanh and its lr KL-adaptive, while runs from before trained without, with
+# ReLU and with a fixed lr).
+FIELDS_ADDED_LATER = {"normalize_reward": False, "critic_activation": "relu", "kl_adaptive_lr": False}
 
 
 def with_fields_added_later(saved: dict, config_class) -> dict:

@@ -1,4 +1,5 @@
-"""Schedules as pure functions of the env steps taken so far (nothing to checkpoint: resume recomputes them)."""
+"""Schedules as pure functions of the env steps taken so far (nothing to checkpoint: resume recomputes them),
+and the KL-adaptive learning rate, whose state is the optimizer's lr (checkpointed with the optimizer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,3 +37,18 @@ def constant_or_linear(value: float, linear: bool, total_steps: int, end: float 
     """A schedule for an option that may be scheduled: LinearSchedule(value, total_steps, end) if linear,
     else the constant function t -> value."""
     return LinearSchedule(value, total_steps, end) if linear else LinearSchedule(value, total_steps, value)
+
+
+def adapt_learning_rate(optimizer, kl: float, target_kl: float, max_lr: float) -> float:
+    """KL-adaptive step size: lr <- lr / 1.5 if the batch's KL(pi_old || pi) > 2 target_kl,
+    lr <- min(1.5 lr, max_lr) if it is < target_kl / 2, never above max_lr nor below 1e-6; returns the new lr.
+
+    The KL one Adam step causes grows as sigma shrinks (KL ~ (d mu / sigma)^2) and with the advantages'
+    scale, so a fixed lr that is safe early can overshoot later; this keeps each update near the target."""
+    lr = min(float(optimizer.learning_rate.numpy()), max_lr)
+    if kl > 2 * target_kl:
+        lr = max(lr / 1.5, 1e-6)
+    elif kl < target_kl / 2:
+        lr = min(lr * 1.5, max_lr)
+    optimizer.learning_rate.assign(lr)
+    return lr

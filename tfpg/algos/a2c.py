@@ -14,7 +14,9 @@ Adam step (--lr) follows loss_policy + loss_entropy + c_v value_loss, c_v = --vf
 lambda = 1 gives the n-step returns of the original A2C (each step's return bootstrapped from
 V at the end of the rollout), lambda < 1 GAE. Without a preset the advantages are used as they come
 (--normalize false, as in Stable-Baselines3's A2C; the rewards are scaled by --normalize-reward) and the
-critic is a tanh MLP (--critic-activation).
+critic is a tanh MLP (--critic-activation), and the policy's lr follows each update's exact KL on its batch,
+KL_t = 1/M sum_t KL(pi_old(.|s_t) || pi_theta(.|s_t)) (--kl-adaptive-lr, `tfpg.schedules.adapt_learning_rate`):
+lr / 1.5 when KL_t > 2 --target-kl, x 1.5 up to --lr (or its linear schedule) when KL_t < --target-kl / 2.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from tfpg.algos.base import Iteration
 from tfpg.config import Preset
 from tfpg.losses import entropy_loss, value_estimation_loss
 from tfpg.options import option
-from tfpg.schedules import constant_or_linear
+from tfpg.schedules import adapt_learning_rate, constant_or_linear
 
 
 @dataclass
@@ -57,8 +59,15 @@ class A2CConfig(ActorCriticConfig):
                                        "--critic-lr and --critic-activation are then unused")
     vf_coef: float = option(0.5, "weight of the value loss in the joint loss of --shared-torso", low=0.0)
     linear_lr: bool = option(False, "decay --lr (and --critic-lr) linearly to 0 over --total-steps")
+    # One Adam step per 64 transitions moves the policy by a KL of ~2e-4 (the median while learning LunarLander-v3
+    # and BipedalWalker-v3), but single updates reached 0.01-0.06 on BipedalWalker-v3 once it walked, and it lost
+    # the walk (greedy -104 after 5M, seed 0). Steering the lr by each update's exact KL against 5e-4 kept it (and
+    # leaves --lr as it is while no update passes 1e-3); it costs LunarLander-v3 speed (README, "Why A2C's lr
+    # follows the KL by default").
+    kl_adaptive_lr: bool = True
+    target_kl: float = 0.0005
 
-    unused: ClassVar[tuple[str, ...]] = ("critic_epochs", "minibatch_size", "target_kl")
+    unused: ClassVar[tuple[str, ...]] = ("critic_epochs", "minibatch_size")
 
     @classmethod
     def group_title(cls) -> str:
@@ -75,7 +84,7 @@ PRESETS = (
            "normalize_advantage false, 64-64 tanh); deviations: Adam, not RMSprop; a ReLU critic (SB3's is tanh)",
            dict(env_id="CartPole-v1", num_envs=8, horizon=5, gamma=0.99, gae_lambda=1.0, lr=7e-4, critic_lr=7e-4,
                 normalize=False, normalize_obs=False, normalize_reward=False, critic_activation="relu",
-                entropy_beta=0.0, grad_clip=0.5,
+                entropy_beta=0.0, grad_clip=0.5, kl_adaptive_lr=False, target_kl=0.0,
                 hidden=(64, 64), critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=500_000),
            default=True),
     Preset("a2c-lunarlander-continuous", "a2c",
@@ -88,7 +97,7 @@ PRESETS = (
            dict(env_id="LunarLanderContinuous-v3", num_envs=4, vector_mode="sync", horizon=8, gamma=0.99,
                 gae_lambda=0.9, lr=7e-4, critic_lr=7e-4, linear_lr=True, normalize=False, normalize_obs=True,
                 normalize_reward=False, critic_activation="relu",
-                log_std_init=-2.0, entropy_beta=0.0, grad_clip=0.5, hidden=(64, 64),
+                log_std_init=-2.0, entropy_beta=0.0, grad_clip=0.5, kl_adaptive_lr=False, target_kl=0.0, hidden=(64, 64),
                 critic_hidden=(64, 64), activation="tanh", stop_reward=200.0, total_steps=5_000_000, eval_every=100_000),
            default=True),
 )
@@ -152,12 +161,16 @@ class A2C(ActorCriticAlgorithm):
     def iteration(self) -> Iteration:
         batch = self.core.collect()
         steps = self.stepper.env_steps
-        self.optimizer.learning_rate.assign(self.lr(steps))
+        if not self.config.kl_adaptive_lr:   # otherwise the lr follows the KL, capped by the schedule
+            self.optimizer.learning_rate.assign(self.lr(steps))
         self.critic_optimizer.learning_rate.assign(self.critic_lr(steps))
         metrics = {k: v.numpy() for k, v in self.update(batch.observations, batch.actions, batch.advantages,
                                                         batch.returns).items()}
         finite = bool(metrics.pop("finite"))
         metrics = {k: float(v) for k, v in metrics.items()}
-        metrics.update(self.batch_diagnostics(batch), lr=self.lr(steps))
+        metrics.update(self.batch_diagnostics(batch))
+        metrics["lr"] = float(self.optimizer.learning_rate.numpy())
+        if self.config.kl_adaptive_lr:   # the lr of the next update, from this one's KL
+            adapt_learning_rate(self.optimizer, metrics["kl"], self.config.target_kl, self.lr(steps))
         return Iteration(metrics, finite=[finite])
 

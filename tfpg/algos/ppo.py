@@ -62,7 +62,7 @@ class PPOConfig(ActorCriticConfig):
     linear_clip: bool = option(False, "decay --clip-range linearly to 0 over --total-steps")
     critic_lr: float = 3e-4
 
-    unused: ClassVar[tuple[str, ...]] = ("critic_epochs",)
+    unused: ClassVar[tuple[str, ...]] = ("critic_epochs", "kl_adaptive_lr")
 
     @classmethod
     def group_title(cls) -> str:

@@ -55,6 +55,7 @@ from tfpg.normalization import RewardNormalizer
 from tfpg.options import option
 from tfpg.policies import make_policy, policy_kind
 from tfpg.rollout import EpisodeCollector, NStepCollector
+from tfpg.schedules import adapt_learning_rate
 
 tfd = tfp.distributions
 
@@ -105,8 +106,6 @@ class ReinforceConfig(PolicyGradientConfig):
     reuse_epochs: int = option(10, "gradient steps per batch; > 1 weights each term by pi/pi_old (importance "
                                   "sampling)", low=1)
     is_clip: float = option(2.0, "truncate importance ratios at this value; 0 = off", low=0.0)
-    kl_adaptive_lr: bool = option(False, "after each batch: Adam lr / 1.5 if its KL(pi_old || pi) > 2 x "
-                                         "--target-kl, x 1.5 (at most --lr) if < --target-kl / 2")
     grad_var_every: int = option(0, "log grad_var, the variance of per-episode gradient estimates, every N updates; "
                                     "0 = off", low=0)
 
@@ -119,9 +118,6 @@ class ReinforceConfig(PolicyGradientConfig):
         if self.std_ceiling and self.std_ceiling >= float(np.exp(self.log_std_init)):
             raise ConfigError(f"--std-ceiling {self.std_ceiling} must be below the initial sigma exp(--log-std-init) "
                               f"= {np.exp(self.log_std_init):.3g}, or 0 for no ceiling")
-        if self.kl_adaptive_lr and not self.target_kl:
-            raise ConfigError("--kl-adaptive-lr steers the lr by the batch KL against --target-kl: set --target-kl, "
-                              "e.g. 0.02")
         if self.returns == "lambda" and self.baseline not in ("linear", "critic"):
             raise ConfigError("--returns lambda needs a learned value function: add --baseline critic (or linear)")
         if self.returns == "nstep" and self.update == "episode":
@@ -326,21 +322,6 @@ def gradient_variance(flat_gradient, observations, actions, advantages, groups) 
 def sampled_kl_old(log_prob, observations, actions, old_log_probs) -> float:
     """KL(pi_old || pi_theta) ~= mean_t [log pi_old(a_t|s_t) - log pi_theta(a_t|s_t)], the actions drawn from pi_old."""
     return float(np.mean(old_log_probs - log_prob(observations, actions).numpy()))
-
-
-def adapt_learning_rate(optimizer, kl: float, target_kl: float, max_lr: float) -> float:
-    """KL-adaptive step size: lr <- lr / 1.5 if the batch's KL(pi_old || pi) > 2 target_kl,
-    lr <- min(1.5 lr, max_lr) if it is < target_kl / 2; returns the new lr.
-
-    The KL one Adam step causes grows as sigma shrinks (KL ~ (d mu / sigma)^2), so a fixed lr
-    that is safe at sigma = 1 overshoots at sigma = 0.3; this keeps each batch's step near the target."""
-    lr = float(optimizer.learning_rate.numpy())
-    if kl > 2 * target_kl:
-        lr = max(lr / 1.5, 1e-6)
-    elif kl < target_kl / 2:
-        lr = min(lr * 1.5, max_lr)
-    optimizer.learning_rate.assign(lr)
-    return lr
 
 
 def std_ceiling_log(config: ReinforceConfig, env_steps: int) -> float:

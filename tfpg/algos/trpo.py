@@ -52,7 +52,7 @@ class TRPOConfig(ActorCriticConfig):
     backtrack_ratio: float = option(0.8, "r, the line search's shrink factor", low=0.0, low_open=True, high=1.0)
 
     # The policy moves by the natural step, not by Adam: --lr and the Adam-step options are not used.
-    unused: ClassVar[tuple[str, ...]] = ("lr", "target_kl", "entropy_beta")
+    unused: ClassVar[tuple[str, ...]] = ("lr", "target_kl", "entropy_beta", "kl_adaptive_lr")
 
     @classmethod
     def group_title(cls) -> str:
