@@ -96,6 +96,7 @@ CASES = [
     ("Gaussian policy on discrete actions", TRAIN + ["--policy", "gaussian"]),
     ("a flag of another algorithm", TRAIN + ["--buffer-size", "1000"]),
     ("a Gaussian-only flag on a discrete env", TRAIN + ["--std-ceiling", "0.2"]),
+    ("a flag another setting makes inert", TRAIN + ["--algo", "a2c", "--shared-torso", "true", "--critic-lr", "0.01"]),
     ("negative learning rate", TRAIN + ["--lr", "-0.01"]),
     ("discount above 1", TRAIN + ["--gamma", "1.5"]),
     ("NaN hyperparameter", TRAIN + ["--entropy-beta", "nan"]),

@@ -1,4 +1,5 @@
 """A2C, PPO, TRPO/NPG: the shared core's advantages, TRPO's step on a real batch, exact resume and the export."""
+import os
 import gymnasium as gym
 import keras
 import numpy as np
@@ -16,8 +17,10 @@ from tfpg.trainer import train
 
 
 def tiny(algo, env_id, **overrides):
-    return build_config(algo, env_id, None, dict(dict(num_envs=2, horizon=64, hidden=(16,), critic_hidden=(16,),
-                                                      seed=0, stop_reward=None), **overrides))
+    small = dict(num_envs=2, horizon=64, hidden=(16,), seed=0, stop_reward=None)
+    if not overrides.get("shared_torso"):   # a shared torso has no separate critic to size (refused as inert)
+        small["critic_hidden"] = (16,)
+    return build_config(algo, env_id, None, {**small, **overrides})
 
 
 def trpo_on(env_id, algo="trpo", **overrides):
@@ -117,6 +120,33 @@ def test_a2c_kl_adaptive_lr_follows_each_updates_exact_kl_under_its_schedule():
 def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
     with pytest.raises(ConfigError, match=f"--{flag.replace('_', '-')} does not apply to --algo {algo}"):
         build_config(algo, "CartPole-v1", None, {flag: value})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--kl-adaptive-lr", "false", "--target-kl", "0.01"],
+     "--target-kl is the KL that --kl-adaptive-lr steers A2C's lr by: drop --target-kl, or set --kl-adaptive-lr true"),
+    (["--shared-torso", "true", "--critic-lr", "0.01"],
+     "--critic-lr shapes the separate critic, but with --shared-torso true the value head sits on the policy "
+     "network, trained by one Adam at --lr: drop --critic-lr, or set --shared-torso false"),
+    (["--preset", "a2c-cartpole", "--shared-torso", "true", "--critic-activation", "tanh"],
+     "--critic-activation shapes the separate critic"),
+    (["--vf-coef", "0.25"], "--vf-coef weights the value loss in the joint loss of --shared-torso true; the separate "
+                            "critic has its own Adam (--critic-lr): drop --vf-coef, or set --shared-torso true")])
+def test_a2c_flags_the_other_settings_make_inert_are_refused_in_one_line(tmp_path, capsys, flags, message):
+    from tfpg.cli import main
+
+    status = main(["--algo", "a2c", *flags, "--logdir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err, err
+    assert not os.listdir(tmp_path)
+
+
+def test_a2c_settings_a_preset_or_default_holds_are_not_taken_as_given():
+    """The preset sets --critic-lr and --target-kl 0, the fallback --target-kl 5e-4: none of them was a flag."""
+    assert build_config("a2c", None, "a2c-cartpole", {"shared_torso": True}).shared_torso
+    config = build_config("a2c", "Pendulum-v1", None, {"kl_adaptive_lr": False, "target_kl": 0.0})
+    assert not config.kl_adaptive_lr and build_config("a2c", "Pendulum-v1", None, {"kl_adaptive_lr": False})
+    assert build_config("a2c", "Pendulum-v1", None, {"shared_torso": True, "vf_coef": 0.25}).vf_coef == 0.25
 
 
 # Each covers other options: a shared torso; Gaussian + obs statistics + KL stop + value clip; TRPO. (Not the

@@ -95,6 +95,10 @@ class RunConfig:
                               "--backend graph, or run one seed at a time")
         self._check_workers()
 
+    def check_given(self, given: frozenset[str]) -> None:
+        """Rules on the options given as flags (`given`: their field names) that the rest of the config makes
+        inert. Values cannot tell these apart: a default or a preset may hold the same value."""
+
     def _check_workers(self) -> None:
         import importlib.util
 
@@ -250,6 +254,7 @@ def build_config(algo: str | None, env_id: str | None, preset: str | None, overr
         raise ConfigError(f"--{unknown[0].replace('_', '-')} does not apply to --algo {algo}")
     config = cls(**{**values, "algo": algo})
     validate(config)
+    config.check_given(frozenset(k for k, v in overrides.items() if v is not None))
     return config
 
 

@@ -29,8 +29,9 @@ from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, b
 from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
 from tfpg.algos.base import Iteration
 from tfpg.config import Preset
+from tfpg.errors import ConfigError
 from tfpg.losses import entropy_loss, value_estimation_loss
-from tfpg.options import option
+from tfpg.options import flag_name, option
 from tfpg.schedules import adapt_learning_rate, constant_or_linear
 
 
@@ -72,6 +73,20 @@ class A2CConfig(ActorCriticConfig):
     @classmethod
     def group_title(cls) -> str:
         return "a2c"
+
+    def check_given(self, given: frozenset[str]) -> None:
+        super().check_given(given)
+        if "target_kl" in given and self.target_kl and not self.kl_adaptive_lr:
+            raise ConfigError("--target-kl is the KL that --kl-adaptive-lr steers A2C's lr by: drop --target-kl, or "
+                              "set --kl-adaptive-lr true")
+        critic_flags = [flag_name(name) for name in ("critic_hidden", "critic_lr", "critic_activation") if name in given]
+        if critic_flags and self.shared_torso:
+            raise ConfigError(f"{critic_flags[0]} shapes the separate critic, but with --shared-torso true the value "
+                              f"head sits on the policy network, trained by one Adam at --lr: drop {critic_flags[0]}, "
+                              "or set --shared-torso false")
+        if "vf_coef" in given and not self.shared_torso:
+            raise ConfigError("--vf-coef weights the value loss in the joint loss of --shared-torso true; the separate "
+                              "critic has its own Adam (--critic-lr): drop --vf-coef, or set --shared-torso true")
 
 
 ZOO = "rl-baselines3-zoo hyperparams/a2c.yml entry {env} (rl-zoo3 2.x) with Stable-Baselines3 A2C defaults"
