@@ -80,7 +80,7 @@ def test_training_env_is_clipped_and_evaluation_env_is_not():
     (["--env", "ALE/Pong-v4"], "did you mean"),
     (["--env", "CartPole-v1", "--terminal-on-life-loss", "true"], "Atari games only"),
     (["--preset", "dqn-pong", "--vector-mode", "vector_entry_point"], "black frames"),
-    (["--preset", "book-pong-pg", "--baseline", "critic"], "--baseline critic"),
+    (["--preset", "book-pong-pg", "--baseline", "linear"], "--baseline linear fits flat observations"),
 ])
 def test_bad_atari_input_is_one_clear_line(args, message, workdir):
     proc = run_cli(args + ["--total-steps", "10"], cwd=workdir, timeout=120)

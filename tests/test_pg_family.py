@@ -1,5 +1,6 @@
 """The policy-gradient family: baselines, importance sampling, KL, n-step collection, presets."""
 import gymnasium as gym
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +11,7 @@ from tfpg.baselines import CriticBaseline, LinearBaseline, MeanBaseline, MovingB
 from tfpg.policies import CategoricalPolicy
 
 tfd = tfp.distributions
+FLAT4 = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 
 
 def contextual_bandit_policy(seed=0):
@@ -130,24 +132,44 @@ def test_linear_baseline_equals_least_squares_and_persists_as_arrays():
 
 
 def test_critic_value_loss_falls_on_a_fixed_regression_batch():
+    keras.utils.set_random_seed(4)   # the critics' initial weights
     rng = np.random.default_rng(4)
     obs = rng.normal(size=(256, 4)).astype(np.float32)
     returns = (np.sin(obs[:, 0]) * 5 + obs[:, 1] ** 2).astype(np.float32)
-    critic = CriticBaseline(4, (32, 32), lr=3e-3)
+    critic = CriticBaseline(FLAT4, (32, 32), lr=3e-3)
     losses = [critic.fit(obs, returns)["value_loss"] for _ in range(300)]
     assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
     assert explained_variance(critic.values(obs), returns) > 0.8
 
 
 
+def test_critic_on_frames_is_a_cnn_that_fits_uint8_stacks():
+    """REINFORCE's default baseline on pixels (CarRacing-v3's preprocessed frames): a Nature CNN that takes the
+    uint8 (C, H, W) stacks the policy takes, and learns a value that depends on where a bright square is."""
+    frames = gym.spaces.Box(0, 255, (2, 36, 36), np.uint8)
+    keras.utils.set_random_seed(6)   # the critics' initial weights
+    rng = np.random.default_rng(6)
+    obs = np.zeros((128, 2, 36, 36), np.uint8)
+    column = rng.integers(0, 28, size=128)
+    for i, c in enumerate(column):
+        obs[i, :, 10:18, c:c + 8] = 255
+    returns = (column / 27.0 * 10.0 - 5.0).astype(np.float32)
+    critic = CriticBaseline(frames, (32,), lr=1e-3, normalize_targets=True)
+    assert critic.model.get_layer("conv_0") is not None and critic.model.inputs[0].dtype == "uint8"
+    for _ in range(150):
+        critic.fit(obs, returns)
+    assert explained_variance(critic.values(obs), returns) > 0.8
+
+
 def test_critic_with_normalised_targets_fits_values_far_from_zero_where_the_plain_one_cannot_yet():
     """Pendulum-like returns (about -800): after the same 100 Adam steps the critic on standardised
     targets explains them and the plain critic does not; V = mu + sigma * net(s) survives a checkpoint."""
+    keras.utils.set_random_seed(5)   # the critics' initial weights
     rng = np.random.default_rng(5)
     obs = rng.normal(size=(256, 4)).astype(np.float32)
     returns = (-800.0 + 100.0 * np.sin(obs[:, 0]) + 50.0 * obs[:, 1]).astype(np.float32)
-    plain = CriticBaseline(4, (32, 32), lr=3e-3)
-    scaled = CriticBaseline(4, (32, 32), lr=3e-3, normalize_targets=True)
+    plain = CriticBaseline(FLAT4, (32, 32), lr=3e-3)
+    scaled = CriticBaseline(FLAT4, (32, 32), lr=3e-3, normalize_targets=True)
     for _ in range(100):
         plain.fit(obs, returns)
         scaled.fit(obs, returns)
@@ -156,7 +178,7 @@ def test_critic_with_normalised_targets_fits_values_far_from_zero_where_the_plai
     state = scaled.state()   # the same batch 100 times: the running moments are the batch's
     np.testing.assert_allclose(state["critic_targets/mean"], [returns.astype(np.float64).mean()], rtol=1e-6)
     np.testing.assert_allclose(state["critic_targets/var"], [returns.astype(np.float64).var()], rtol=1e-4)
-    restored = CriticBaseline(4, (32, 32), lr=3e-3, normalize_targets=True)
+    restored = CriticBaseline(FLAT4, (32, 32), lr=3e-3, normalize_targets=True)
     restored.model.set_weights(scaled.model.get_weights())
     restored.load(state)
     np.testing.assert_allclose(restored.values(obs), scaled.values(obs), rtol=1e-6)

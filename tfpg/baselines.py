@@ -122,7 +122,8 @@ class LinearBaseline(NoBaseline):
 
 
 class CriticBaseline(NoBaseline):
-    """V_phi(s), a Keras MLP trained by its own compiled step on 0.5 * mean((V(s) - G)^2).
+    """V_phi(s), a Keras network (an MLP on flat observations, the Nature CNN on frames) trained by its own
+    compiled step on 0.5 * mean((V(s) - G)^2).
 
     `features` (a TF function of the observations, e.g. the policy's running normalisation)
     is applied before the network. With `normalize_targets` the network fits standardised targets
@@ -134,20 +135,22 @@ class CriticBaseline(NoBaseline):
     name = "critic"
     learned = True
 
-    def __init__(self, obs_dim: int, hidden, lr: float, epochs: int = 1, features=None, normalize_targets=False,
+    def __init__(self, observation_space, hidden, lr: float, epochs: int = 1, features=None, normalize_targets=False,
                  activation: str = "relu"):
         import keras
         import tensorflow as tf
 
-        from tfpg.networks import mlp
+        from tfpg.networks import is_image_space, torso_for
         from tfpg.normalization import ObservationNormalizer
 
-        self.model = mlp(obs_dim, hidden, 1, name="critic", activation=activation)
+        self.model = torso_for(observation_space, hidden, 1, name="critic", activation=activation)
         self.optimizer = keras.optimizers.Adam(learning_rate=lr)
         self.optimizer.build(self.model.trainable_variables)
         self.epochs = epochs
         features = features or (lambda obs: obs)
-        spec = tf.TensorSpec([None, obs_dim], tf.float32)
+        # frames stay uint8 up to the network, which scales them (as the policy's)
+        self.obs_dtype = np.uint8 if is_image_space(observation_space) else np.float32
+        spec = tf.TensorSpec([None, *observation_space.shape], self.obs_dtype)
 
         @tf.function(input_signature=[spec])
         def predict(obs):
@@ -173,12 +176,12 @@ class CriticBaseline(NoBaseline):
 
     def values(self, obs):
         mean, std = self._scale()
-        return mean + std * self._predict(np.asarray(obs, dtype=np.float32)).numpy()
+        return mean + std * self._predict(np.asarray(obs, dtype=self.obs_dtype)).numpy()
 
     def fit(self, obs, returns):
         """Adam steps on 0.5 * mean((net(s) - (G - mu_G) / sigma_G)^2), the statistics first updated with this batch;
         value_loss is in the standardised units when the targets are normalised."""
-        obs = np.asarray(obs, dtype=np.float32)
+        obs = np.asarray(obs, dtype=self.obs_dtype)
         if self.target_stats is not None:
             self.target_stats.update(np.asarray(returns, np.float64)[:, None])
         mean, std = self._scale()
@@ -204,7 +207,7 @@ class CriticBaseline(NoBaseline):
 BASELINE_KINDS = ("none", "mean", "moving", "linear", "critic")
 
 
-def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(64, 64), lr: float = 1e-3,
+def make_baseline(kind: str, observation_space, *, window: int = 1_000_000, hidden=(64, 64), lr: float = 1e-3,
                   epochs: int = 1, features=None, normalize_targets: bool = False, activation: str = "relu"):
     if kind == "none":
         return NoBaseline()
@@ -213,9 +216,9 @@ def make_baseline(kind: str, obs_dim: int, *, window: int = 1_000_000, hidden=(6
     if kind == "moving":
         return MovingBaseline(window)
     if kind == "linear":
-        return LinearBaseline(obs_dim)
+        return LinearBaseline(int(np.prod(observation_space.shape)))
     if kind == "critic":
-        return CriticBaseline(obs_dim, hidden, lr, epochs, features, normalize_targets, activation)
+        return CriticBaseline(observation_space, hidden, lr, epochs, features, normalize_targets, activation)
     raise ValueError(f"unknown baseline {kind!r}")
 
 

@@ -337,9 +337,12 @@ def _segments(lengths) -> list[slice]:
 
 
 def build_policy(config: ReinforceConfig, spaces):
-    """pi_theta: categorical or Gaussian by --policy and the action space, with --normalize-obs statistics."""
+    """pi_theta: categorical or Gaussian by --policy and the action space, with --normalize-obs statistics of flat
+    observations."""
+    # Frames are scaled to [0, 1] inside the network; the running statistics are for flat observations.
+    normalize_obs = config.normalize_obs and not is_image_space(spaces.observation_space)
     return make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space, spaces.action_space,
-                       config.hidden, config.seed, config.normalize_obs, config.activation, config.log_std_init)
+                       config.hidden, config.seed, normalize_obs, config.activation, config.log_std_init)
 
 
 def build_collector(config: ReinforceConfig, policy, stepper):
@@ -384,11 +387,9 @@ class Reinforce(Algorithm):
             flag = "--std-ceiling" if config.std_ceiling else "--log-std-lr"
             raise ConfigError(f"{flag} applies to the gaussian policy (Box actions), but {config.env_id} gets the "
                               f"{kind} policy; drop {flag}")
-        if is_image_space(spaces.observation_space) and config.baseline in ("linear", "critic"):
-            raise ConfigError(f"--baseline {config.baseline} fits flat observations; on {config.env_id}'s frames use "
-                              "--baseline none, mean or moving")
-        if is_image_space(spaces.observation_space) and config.normalize_obs:
-            raise ConfigError("--normalize-obs is for flat observations; frames are scaled to [0, 1] inside the network")
+        if is_image_space(spaces.observation_space) and config.baseline == "linear":
+            raise ConfigError(f"--baseline linear fits flat observations; on {config.env_id}'s frames use "
+                              "--baseline critic (a CNN), none, mean or moving")
 
     @classmethod
     def check_graph_backend(cls, config: ReinforceConfig) -> None:
@@ -416,7 +417,7 @@ class Reinforce(Algorithm):
                                     input_signature=[self.policy.obs_spec, self.policy.action_spec]
                                     ).get_concrete_function()
         self.flat_gradient = make_flat_policy_gradient(self.policy)
-        self.baseline = make_baseline(config.baseline, int(np.prod(spaces.observation_space.shape)),
+        self.baseline = make_baseline(config.baseline, spaces.observation_space,
                                       window=config.baseline_window, hidden=config.critic_hidden, lr=config.critic_lr,
                                       epochs=config.critic_epochs, features=self.policy.features,
                                       normalize_targets=config.critic_normalize, activation=config.critic_activation)
