@@ -102,6 +102,12 @@ def run_peer(python: str, algo: str, env_id: str, seed: int) -> dict:
             "hparam_source": r["hparam_source"], "date": machine()["date"]}
 
 
+def date_span(dates) -> str:
+    """"D" or "first to last" of the run dates."""
+    dates = sorted(set(dates))
+    return " to ".join(dates[::max(1, len(dates) - 1)])
+
+
 def learned_cell(means: list[float], threshold: float) -> str:
     learned = sum(m >= threshold for m in means)
     return "yes" if learned == len(means) else "no" if learned == 0 else f"{learned}/{len(means)}"
@@ -130,7 +136,7 @@ def peers_table(peers: list[dict], ours: list[dict]) -> str:
     lines.append(f"\n{system} (sb3-contrib for TRPO) with rl-zoo3's hyperparams/<algo>.yml entry for the env, "
                  f"the zoo's budget, greedy mean over {EVAL_EPISODES} episodes; tfpg without a preset, same seeds "
                  f"and budget (the table above). {machine()['cpus']} cores, "
-                 f"{' to '.join(sorted({r['date'] for r in peers})[::max(1, len(peers) - 1)][:2])}; "
+                 f"{date_span(r['date'] for r in peers)}; "
                  "`python benchmarks/no_preset.py --peers --algos A --envs E --seeds 0 1 2 --readme`.")
     return "\n".join(lines)
 
@@ -148,10 +154,10 @@ def table(results: list[dict], seeds) -> str:
         shown = ", ".join(f"{m:.1f}" for m in means)
         lines.append(f"| {algo} | {env_id} | {runs[0]['budget']:,} | {shown} | ≥ {threshold:.1f} ({source}) | "
                      f"{learned_cell(means, threshold)} | {statistics.median(r['train_s'] for r in runs):.0f} |")
-    dates = sorted({r.get("date", "?") for r in results if r["seed"] in seeds})
     lines.append(f"\nSeeds {', '.join(map(str, seeds))} (a row lists the seeds it was run with, greedy means in seed "
                  f"order; learned: by all of them, k/n, or none); {machine()['cpus']} cores, "
-                 f"{' to '.join(dates[::max(1, len(dates) - 1)])}; `python benchmarks/no_preset.py --readme`.")
+                 f"{date_span(r.get('date', '?') for r in results if r['seed'] in seeds)}; "
+                 "`python benchmarks/no_preset.py --readme`.")
     return "\n".join(lines)
 
 

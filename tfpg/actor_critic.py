@@ -129,10 +129,8 @@ def apply_if_finite(optimizer, loss, grads, variables, grad_clip: float):
 
 def build_policy(config: ActorCriticConfig, spaces):
     """pi_theta of the actor-critics, with the running observation statistics unless the observations are frames."""
-    images = networks.is_image_space(spaces.observation_space)
-    # Frames are scaled to [0, 1] inside the network; the running statistics are for flat observations.
     return make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,
-                       spaces.action_space, config.hidden, config.seed, config.normalize_obs and not images,
+                       spaces.action_space, config.hidden, config.seed, config.normalize_obs,
                        config.activation, config.log_std_init)
 
 

@@ -48,9 +48,9 @@ class MLPPolicy:
         self.observation_space = observation_space
         self.action_space = action_space
         self.images = networks.is_image_space(observation_space)
-        if self.images and normalize_obs:
-            raise ConfigError("--normalize-obs is for flat observations; frames are scaled to [0, 1] inside the network")
-        self.normalizer = ObservationNormalizer(int(observation_space.shape[0])) if normalize_obs else None
+        # Running statistics are for flat observations; frames are scaled to [0, 1] inside the network instead.
+        self.normalizer = ObservationNormalizer(int(observation_space.shape[0])) \
+            if normalize_obs and not self.images else None
         # An MLP for flat observations, the Nature CNN for stacked uint8 frames (ConfigError otherwise).
         self.model = networks.torso_for(observation_space, hidden, self.output_dim(action_space), name="policy",
                                         output_scale=0.01, activation=activation)

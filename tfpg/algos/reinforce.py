@@ -339,10 +339,8 @@ def _segments(lengths) -> list[slice]:
 def build_policy(config: ReinforceConfig, spaces):
     """pi_theta: categorical or Gaussian by --policy and the action space, with --normalize-obs statistics of flat
     observations."""
-    # Frames are scaled to [0, 1] inside the network; the running statistics are for flat observations.
-    normalize_obs = config.normalize_obs and not is_image_space(spaces.observation_space)
     return make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space, spaces.action_space,
-                       config.hidden, config.seed, normalize_obs, config.activation, config.log_std_init)
+                       config.hidden, config.seed, config.normalize_obs, config.activation, config.log_std_init)
 
 
 def build_collector(config: ReinforceConfig, policy, stepper):
