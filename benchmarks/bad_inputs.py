@@ -97,6 +97,7 @@ CASES = [
     ("a flag of another algorithm", TRAIN + ["--buffer-size", "1000"]),
     ("a Gaussian-only flag on a discrete env", TRAIN + ["--std-ceiling", "0.2"]),
     ("a flag another setting makes inert", TRAIN + ["--algo", "a2c", "--shared-torso", "true", "--critic-lr", "0.01"]),
+    ("observation statistics on frames", TRAIN + ["--algo", "ppo", "--env", "CarRacing-v3", "--normalize-obs", "true"]),
     ("negative learning rate", TRAIN + ["--lr", "-0.01"]),
     ("discount above 1", TRAIN + ["--gamma", "1.5"]),
     ("NaN hyperparameter", TRAIN + ["--entropy-beta", "nan"]),

@@ -1,5 +1,6 @@
 """RGB-frame envs outside the ALE (Box2D's CarRacing): preprocessed to the Atari layout, trained end to end."""
 import json
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -41,3 +42,22 @@ def test_ppo_on_car_racing_trains_with_the_cnn_and_exports_for_the_frames(workdi
     with open(workdir / "saved_models" / "car" / "tfpg_metadata.json") as f:
         metadata = json.load(f)
     assert metadata["observation_space"]["shape"] == [4, 84, 84]
+
+
+def test_normalize_obs_given_on_frames_is_refused_in_one_line_and_the_fallbacks_value_is_not(tmp_path, capsys):
+    """The actor-critic fallback sets --normalize-obs true for every env; on frames only the flag is an error."""
+    from tfpg.checks import check_run
+    from tfpg.cli import main
+    from tfpg.config import build_config
+
+    status = main(["--algo", "ppo", "--env", CAR, "--normalize-obs", "true", "--logdir", str(tmp_path / "runs"),
+                   "--export-dir", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    assert "--normalize-obs keeps running statistics of flat observations" in err and "drop --normalize-obs" in err
+    assert not os.listdir(tmp_path)
+    fallback = build_config("ppo", CAR, None, {"logdir": str(tmp_path / "runs")})
+    assert fallback.normalize_obs
+    check_run(fallback)   # not given: accepted (the CNN ignores it)
+    check_run(build_config("ppo", CAR, None, {"normalize_obs": False, "logdir": str(tmp_path / "runs")}),
+              frozenset({"normalize_obs"}))

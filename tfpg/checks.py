@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from tfpg.checkpoint import RestoreResult
 
 
-def check_run(config: RunConfig) -> tuple[str, str | None]:
-    """Env id, spaces, the algorithm's own space rules, Atari options, output folders.
+def check_run(config: RunConfig, given: frozenset[str] = frozenset()) -> tuple[str, str | None]:
+    """Env id, spaces, the algorithm's own space rules, Atari options, output folders; `given`: the field
+    names of the options given as flags (`tfpg.config.given_options`).
 
     Returns (run_dir, export_path). Creates nothing."""
     from tfpg.algos import REGISTRY
@@ -34,7 +35,7 @@ def check_run(config: RunConfig) -> tuple[str, str | None]:
     if config.workers and config.backend == "graph":
         raise ConfigError("--backend graph steps its envs inside one compiled program, not on Ray workers: drop "
                           "--workers or --backend graph")
-    check_observations(config, spaces.observation_space)
+    check_observations(config, spaces.observation_space, given)
     return prepare_paths(config)
 
 
@@ -51,8 +52,9 @@ def check_backend(config: RunConfig) -> None:
         REGISTRY[config.algo].check_graph_backend(config)
 
 
-def check_observations(config: RunConfig, observation_space: gym.Space) -> None:
-    """Atari-only options on an Atari env only; observations a network can take."""
+def check_observations(config: RunConfig, observation_space: gym.Space, given: frozenset[str] = frozenset()) -> None:
+    """Atari-only options on an Atari env only; observations a network can take; --normalize-obs, when given,
+    on flat observations only (on frames the fallback's and the presets' value is inert, not an error)."""
     from tfpg.atari import VECTOR_ENTRY_POINT_REFUSED, is_atari
     from tfpg.networks import is_image_space
 
@@ -65,6 +67,9 @@ def check_observations(config: RunConfig, observation_space: gym.Space) -> None:
     if not image and not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
         raise ConfigError(f"{config.env_id} has observations {observation_space}; tfpg's networks take flat Box "
                           "observations (MLP) or stacked uint8 frames (CNN)")
+    if image and "normalize_obs" in given and config.normalize_obs:   # given: an option of this algorithm
+        raise ConfigError(f"--normalize-obs keeps running statistics of flat observations; the CNN on "
+                          f"{config.env_id}'s frames scales its pixels itself: drop --normalize-obs")
 
 
 def default_run_name(config: RunConfig) -> str:

@@ -61,14 +61,14 @@ def configure(args: argparse.Namespace):
     """(config, run_dir, export_path, resume_from) from parsed flags; ConfigError on bad input.
     `resume_from`: with --resume, the validated checkpoint to continue from (a RestoreResult), else None."""
     from tfpg.checks import check_resume, check_run
-    from tfpg.config import build_config
+    from tfpg.config import build_config, given_options
 
     overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG}
     env_id = overrides.pop("env_id")
     if args.resume:
         return check_resume(args.resume, args.algo, env_id, args.preset, overrides)
     config = build_config(args.algo, env_id, args.preset, overrides)
-    return (config, *check_run(config), None)
+    return (config, *check_run(config, given_options(overrides)), None)
 
 
 def report(result) -> int:

@@ -150,7 +150,7 @@ class PolicyGradientConfig(LearnerConfig):
                          choices=("auto", "categorical", "gaussian"))
     activation: str = option("relu", "hidden-layer activation of the policy network", choices=("relu", "tanh"))
     normalize_obs: bool = option(False, "running mean/var observation normalisation inside the policy (exported "
-                                        "with it)")
+                                        "with it); flat observations only: on frames the CNN scales the pixels")
     normalize_reward: bool = option(False, "scale rewards by the running std of the discounted return (clipped to "
                                             "+-10) before the critic and the advantages see them; the logged returns "
                                             "stay the env's")
@@ -254,8 +254,13 @@ def build_config(algo: str | None, env_id: str | None, preset: str | None, overr
         raise ConfigError(f"--{unknown[0].replace('_', '-')} does not apply to --algo {algo}")
     config = cls(**{**values, "algo": algo})
     validate(config)
-    config.check_given(frozenset(k for k, v in overrides.items() if v is not None))
+    config.check_given(given_options(overrides))
     return config
+
+
+def given_options(overrides: dict[str, Any]) -> frozenset[str]:
+    """The field names of the options given as flags (argparse leaves the others None)."""
+    return frozenset(k for k, v in overrides.items() if v is not None)
 
 
 # Options added after runs were written: the value that reproduces how such a run trained, for --resume of a
