@@ -176,8 +176,10 @@ class A2C(ActorCriticAlgorithm):
     def iteration(self) -> Iteration:
         batch = self.core.collect()
         steps = self.stepper.env_steps
-        if not self.config.kl_adaptive_lr:   # otherwise the lr follows the KL, capped by the schedule
-            self.optimizer.learning_rate.assign(self.lr(steps))
+        lr = self.lr(steps)
+        if self.config.kl_adaptive_lr:   # the lr follows the KL, capped by the schedule at this update's step
+            lr = min(float(self.optimizer.learning_rate.numpy()), lr)
+        self.optimizer.learning_rate.assign(lr)
         self.critic_optimizer.learning_rate.assign(self.critic_lr(steps))
         metrics = {k: v.numpy() for k, v in self.update(batch.observations, batch.actions, batch.advantages,
                                                         batch.returns).items()}
