@@ -80,6 +80,11 @@ class ReinforceConfig(PolicyGradientConfig):
     critic_epochs: int = 80
     normalize: bool = True
     target_kl: float = 0.02
+    # The lr follows each batch's sampled KL(pi_old || pi) (/ 1.5 above 2 --target-kl, x 1.5 back up to --lr below
+    # half of it): --target-kl stops later epochs but cannot bound the first, whose 8 minibatch steps at 1e-3 reached
+    # a KL of 0.25-2.0 on Pendulum-v1 (seed 2) after 830k steps and undid the swing-up (greedy -689 after 1M; with
+    # it -162). With it every no-preset REINFORCE pair cleared its bar on seeds 0-2 (README, fallback defaults).
+    kl_adaptive_lr: bool = True
     log_std_lr: float = option(0.0, "Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the "
                                     "policy's optimizer and --lr", low=0.0, high=1.0)
     std_ceiling: float = option(0.0, "Gaussian policy: cap sigma by a ceiling falling log-linearly from "
@@ -139,7 +144,7 @@ PRESETS = (
            dict(env_id="CartPole-v1", num_envs=128, hidden=(128,), lr=0.02, gamma=0.99, episodes_per_update=32,
                 returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
                 activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False), default=True),
+                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False), default=True),
     Preset("cartpole-reinforce-graph", "reinforce",
            "REINFORCE on CartPole-v1 with --backend graph: 64 in-graph envs x 64-step rollouts, each iteration one "
            "XLA program; reward-to-go cut at the rollout's end, standardised",
@@ -147,14 +152,14 @@ PRESETS = (
            dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, hidden=(64,), lr=0.02, gamma=0.99,
                 episodes_per_update=4, returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
                 activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False)),
+                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False)),
     Preset("book-cartpole-reinforce", "reinforce",
            "the book's REINFORCE: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
            f"{BOOK}, script Chapter11/02_cartpole_reinforce.py",
            dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.01, gamma=0.99, episodes_per_update=4,
                 returns="reward_to_go", normalize=False, baseline="none", stop_reward=475.0, total_steps=1_000_000,
                 activation="relu", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1, steps_per_update=0,
-                target_kl=0.0, update="batch", critic_normalize=False),
+                target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False),
            replaces=("seed000-cartpole-reinforce",)),
     Preset("book-cartpole-pg", "reinforce",
            "the book's vanilla PG: 10-step returns, batches of 8 transitions, mean baseline, entropy 0.01, Adam 0.001",
@@ -163,7 +168,7 @@ PRESETS = (
                 steps_per_update=8, baseline="mean", entropy_beta=0.01, normalize=False, stop_reward=475.0,
                 total_steps=1_000_000,
                 activation="relu", critic_epochs=1, episodes_per_update=4, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                target_kl=0.0, update="batch", critic_normalize=False),
+                target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False),
            replaces=("seed000-cartpole-pg",)),
     Preset("fastcampus-batch-reinforce", "reinforce",
            "batch-episodic REINFORCE: update every 2 episodes over sum T_i, gamma 1, normalised returns, 128 hidden",
@@ -173,7 +178,7 @@ PRESETS = (
                 episodes_per_update=2, returns="reward_to_go", normalize=True, baseline="none", stop_reward=475.0,
                 total_steps=1_000_000,
                 activation="relu", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1, steps_per_update=0,
-                target_kl=0.0, critic_normalize=False),
+                target_kl=0.0, critic_normalize=False, kl_adaptive_lr=False),
            replaces=("seed002-batch-reinforce",)),
     # KL-stopped reuse of large minibatches: each epoch is a small step, so --target-kl can stop the batch
     # before the policy moves far (the one-step-per-episode update collapsed on seed 1). The sigma ceiling
@@ -200,7 +205,7 @@ PRESETS = (
                 activation="relu", normalize_obs=False, gamma=0.97, returns="reward_to_go", baseline="linear",
                 normalize=True, steps_per_update=3000, episodes_per_update=1, update="batch", lr=1e-3, adam_eps=1e-8,
                 entropy_beta=0.0, grad_clip=0.0, stop_reward=200.0, total_steps=1_500_000,
-                critic_epochs=1, is_clip=0.0, reuse_epochs=1, target_kl=0.0, critic_normalize=False),
+                critic_epochs=1, is_clip=0.0, reuse_epochs=1, target_kl=0.0, critic_normalize=False, kl_adaptive_lr=False),
            replaces=("seed004-lunarlander",)),
     Preset("book-pong-pg", "reinforce",
            "the book's PG on Pong: 32 envs, Nature CNN, Adam 1e-4 (eps 1e-3), entropy 0.01, batches of 128 "
@@ -210,7 +215,7 @@ PRESETS = (
                 entropy_beta=0.01, steps_per_update=128, returns="nstep", n_steps=10, baseline="moving",
                 baseline_window=1_000_000, grad_clip=0.1, normalize=False, stop_reward=18.0, total_steps=10_000_000,
                 activation="relu", critic_epochs=1, episodes_per_update=4, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                target_kl=0.0, update="batch", critic_normalize=False),
+                target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False),
            default=True),
 )
 
