@@ -65,7 +65,7 @@ ZOO_SCORE = {
     ("a2c", "BipedalWalkerHardcore-v3"): (96.171, 122.943), ("ppo", "BipedalWalkerHardcore-v3"): (122.374, 117.605),
 }
 # BipedalWalkerHardcore-v3 runs for TRPO and NPG only: the zoo's PPO budget there is 100M steps and A2C's 200M
-# (hyperparams/{ppo,a2c}.yml), 16 and 33 hours at their BipedalWalker-v3 speed on 2 cores; their scores above
+# (hyperparams/{ppo,a2c}.yml), 16 and 24 hours at their BipedalWalker-v3 speed on 2 cores; their scores above
 # give the env's bars.
 # CartPole-v1 and LunarLanderContinuous-v3 count only for an algorithm without a preset there (NPG).
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1", "LunarLander-v3",
