@@ -168,8 +168,8 @@ class PolicyGradientConfig(LearnerConfig):
     minibatch_size: int = option(256, "steps per shuffled minibatch (reinforce: of --update minibatch; ppo: each "
                                       "gradient step; trpo: each critic step)", low=1)
     target_kl: float = option(0.0, "stop reusing a batch once the sampled KL(pi_old || pi) on it exceeds this "
-                                   "(ppo: 1.5 x this, checked before each minibatch step; a2c: the target of "
-                                   "--kl-adaptive-lr); 0 = off", low=0.0)
+                                   "(ppo: 1.5 x this, checked before each minibatch step; a2c: only the target of "
+                                   "--kl-adaptive-lr; reinforce: also its target); 0 = off", low=0.0)
     kl_adaptive_lr: bool = option(False, "after each update: Adam lr / 1.5 if its KL(pi_old || pi) on the batch > "
                                          "2 x --target-kl, x 1.5 (at most --lr, or its linear schedule) if < "
                                          "--target-kl / 2")
