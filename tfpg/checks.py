@@ -52,7 +52,7 @@ def check_backend(config: RunConfig) -> None:
         REGISTRY[config.algo].check_graph_backend(config)
 
 
-def check_observations(config: RunConfig, observation_space: gym.Space, given: frozenset[str] = frozenset()) -> None:
+def check_observations(config: RunConfig, observation_space: gym.Space, given: frozenset[str]) -> None:
     """Atari-only options on an Atari env only; observations a network can take; --normalize-obs, when given,
     on flat observations only (on frames the fallback's and the presets' value is inert, not an error)."""
     from tfpg.atari import VECTOR_ENTRY_POINT_REFUSED, is_atari
@@ -67,7 +67,8 @@ def check_observations(config: RunConfig, observation_space: gym.Space, given: f
     if not image and not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
         raise ConfigError(f"{config.env_id} has observations {observation_space}; tfpg's networks take flat Box "
                           "observations (MLP) or stacked uint8 frames (CNN)")
-    if image and "normalize_obs" in given and config.normalize_obs:   # given: an option of this algorithm
+    # "given" first: only then is normalize_obs a field of this algorithm's config (DQN has none)
+    if image and "normalize_obs" in given and config.normalize_obs:
         raise ConfigError(f"--normalize-obs keeps running statistics of flat observations; the CNN on "
                           f"{config.env_id}'s frames scales its pixels itself: drop --normalize-obs")
 
