@@ -19,18 +19,25 @@ the env (`../shared/peers/sb3_zoo_run.py`, same budget, greedy mean over 20 epis
 results/no_preset_peers.json, and --readme writes a second table beside tfpg's runs of those seeds: how
 often the zoo's tuning itself clears the bar on seeds other than the one its benchmark agent came from.
 
+With --default-budget the pairs whose zoo budget is under train.py's default --total-steps run with that
+default instead (`train.py --algo A --env E`, nothing else) into results/no_preset_default_budget.json and
+their own README table, against the same bars: does training past the zoo's budget keep what it learned?
+That is the run a user gets without --total-steps.
+
 The JSON goes to results/no_preset.json after every run (--resume skips the pairs and seeds in it);
 --readme writes the README table. Runs go one at a time in a process, so a pair's seconds are indicative
 only (two processes on disjoint --algos, each with its own --json, halve the wall time; --merge joins
 them for the table).
 """
 import argparse
+import dataclasses
 import json
 import os
 import statistics
+import sys
 
 from advanced_pg import peers_python, run_sb3, tfpg_preset
-from common import RESULTS, machine, run_training, save, write_readme_section
+from common import RESULTS, ROOT, machine, run_training, save, write_readme_section
 
 EVAL_EPISODES = 20
 # rl-baselines3-zoo hyperparams/*.yml n_timesteps (rl-zoo3 2.x; gymnasium ids)
@@ -90,9 +97,18 @@ def pairs(algos, envs) -> list[tuple[str, str]]:
             and tfpg_preset(a, e) is None]
 
 
-def run(algo: str, env_id: str, seed: int) -> dict:
-    steps = ZOO_BUDGET[algo][env_id]
-    r = run_training(["--algo", algo, "--env", env_id, "--total-steps", str(steps), "--eval-every", str(steps),
+def default_total_steps() -> int:
+    """train.py's --total-steps when it is not given."""
+    sys.path.insert(0, ROOT)
+    from tfpg.config import RunConfig
+
+    return next(f.default for f in dataclasses.fields(RunConfig) if f.name == "total_steps")
+
+
+def run(algo: str, env_id: str, seed: int, default_budget: bool = False) -> dict:
+    steps = default_total_steps() if default_budget else ZOO_BUDGET[algo][env_id]
+    budget_flags = [] if default_budget else ["--total-steps", str(steps)]
+    r = run_training(["--algo", algo, "--env", env_id, *budget_flags, "--eval-every", str(steps),
                       "--eval-episodes", str(EVAL_EPISODES)], seed)
     return {"algo": algo, "env_id": env_id, "seed": seed, "budget": steps, "eval_mean": r["eval_reward"],
             "reward_100": r["reward_100"], "env_steps": r["env_steps"], "train_s": r["train_seconds"],
@@ -102,6 +118,9 @@ def run(algo: str, env_id: str, seed: int) -> dict:
 def run_peer(python: str, algo: str, env_id: str, seed: int) -> dict:
     steps = ZOO_BUDGET[algo][env_id]
     r = run_sb3(python, algo, env_id, seed, steps, torch_threads=1)   # 2 cores: two threads thrash beside tfpg
+    if r["env_steps"] < steps:   # sb3_zoo_run.py stops at its wall-clock cap: not a run of the zoo's budget
+        raise RuntimeError(f"SB3 {algo} on {env_id} (seed {seed}) stopped at {r['env_steps']:,} of {steps:,} steps "
+                           "(its wall-clock cap): rerun it on a less busy machine")
     return {"algo": algo, "env_id": env_id, "seed": seed, "budget": steps, "eval_mean": r["eval_mean"],
             "env_steps": r["env_steps"], "train_s": r["train_s"], "system": r["system"],
             "hparam_source": r["hparam_source"], "date": machine()["date"]}
@@ -146,8 +165,9 @@ def peers_table(peers: list[dict], ours: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def table(results: list[dict], seeds) -> str:
-    lines = ["| `--algo` | env | budget (zoo's) | greedy mean, 20 episodes | learned bar (source) | learned | "
+def table(results: list[dict], seeds, default_budget: bool = False) -> str:
+    budget_title = "budget" if default_budget else "budget (zoo's)"
+    lines = [f"| `--algo` | env | {budget_title} | greedy mean, 20 episodes | learned bar (source) | learned | "
              "training s |", "|---|---|---|---|---|---|---|"]
     groups: dict = {}
     for r in results:
@@ -157,12 +177,13 @@ def table(results: list[dict], seeds) -> str:
         threshold, source = bar(algo, env_id)
         means = [r["eval_mean"] for r in runs]
         shown = ", ".join(f"{m:.1f}" for m in means)
-        lines.append(f"| {algo} | {env_id} | {runs[0]['budget']:,} | {shown} | ≥ {threshold:.1f} ({source}) | "
+        budget = f"{runs[0]['budget']:,}" + (f" (zoo's {ZOO_BUDGET[algo][env_id]:,})" if default_budget else "")
+        lines.append(f"| {algo} | {env_id} | {budget} | {shown} | ≥ {threshold:.1f} ({source}) | "
                      f"{learned_cell(means, threshold)} | {statistics.median(r['train_s'] for r in runs):.0f} |")
     lines.append(f"\nSeeds {', '.join(map(str, seeds))} (a row lists the seeds it was run with, greedy means in seed "
                  f"order; learned: by all of them, k/n, or none); {machine()['cpus']} cores, "
                  f"{date_span(r.get('date', '?') for r in results if r['seed'] in seeds)}; "
-                 "`python benchmarks/no_preset.py --readme`.")
+                 f"`python benchmarks/no_preset.py {'--default-budget ' if default_budget else ''}--readme`.")
     return "\n".join(lines)
 
 
@@ -193,9 +214,14 @@ def main():
     p.add_argument("--peers", action="store_true",
                    help="run SB3 with the zoo's tuned entry instead of tfpg (pairs the zoo has an agent for)")
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
+    p.add_argument("--default-budget", action="store_true",
+                   help="the pairs whose zoo budget is under train.py's default --total-steps, run with that default")
     p.add_argument("--readme", action="store_true")
     args = p.parse_args()
-    args.json = args.json or ("no_preset_peers.json" if args.peers else "no_preset.json")
+    if args.peers and args.default_budget:
+        p.error("--peers runs the zoo's budgets; drop --default-budget")
+    args.json = args.json or ("no_preset_peers.json" if args.peers else
+                              "no_preset_default_budget.json" if args.default_budget else "no_preset.json")
     results = load(([args.json] if args.resume or args.table_only else []) + args.merge)
     done = {(r["algo"], r["env_id"], r["seed"]) for r in results}
     if args.table_only:
@@ -205,17 +231,21 @@ def main():
         for algo, env_id in pairs(args.algos, args.envs):
             if (algo, env_id, seed) in done or (args.peers and (algo, env_id) not in ZOO_SCORE):
                 continue
-            r = run_peer(python, algo, env_id, seed) if args.peers else run(algo, env_id, seed)
+            if args.default_budget and ZOO_BUDGET[algo][env_id] >= default_total_steps():
+                continue
+            r = run_peer(python, algo, env_id, seed) if args.peers else run(algo, env_id, seed, args.default_budget)
             results.append(r)
             save(args.json, {"machine": machine(), "runs": results})
             print(json.dumps(r), flush=True)
     save(args.json, {"machine": machine(), "runs": results})
     order = {(a, e): i for i, (a, e) in enumerate(pairs(ALGOS, ENVS))}
     results.sort(key=lambda r: (order.get((r["algo"], r["env_id"]), len(order)), r["seed"]))
-    text = peers_table(results, load(["no_preset.json"])) if args.peers else table(results, args.seeds)
+    text = (peers_table(results, load(["no_preset.json"])) if args.peers else
+            table(results, args.seeds, args.default_budget))
     print(text)
     if args.readme:
-        write_readme_section("no-preset-peers" if args.peers else "no-preset", text)
+        write_readme_section("no-preset-peers" if args.peers else "no-preset-default-budget" if args.default_budget
+                             else "no-preset", text)
 
 
 if __name__ == "__main__":
