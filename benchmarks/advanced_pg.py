@@ -89,6 +89,9 @@ def run_sb3(python: str, algo: str, env_id: str, seed: int, steps: int, torch_th
         name = f"sb3_{algo}_{env_id.replace('/', '_')}_s{seed}"
         with open(os.path.join(out, name + ".json")) as f:
             res = json.load(f)
+        if res["timed_out"]:   # stopped at --max-seconds: not a run of the budget asked for
+            raise RuntimeError(f"SB3 {algo} on {env_id} (seed {seed}) stopped at {res['train_env_steps']:,} of "
+                               f"{steps:,} steps (the peers script's --max-seconds cap): rerun it on a less busy machine")
         with open(os.path.join(out, name + "_episodes.csv")) as f:
             episodes = [[float(x) for x in row] for row in csv.reader(line for line in f if not line.startswith("#"))]
     cross = res["cross_strict"] if env_id == "CartPole-v1" else None
