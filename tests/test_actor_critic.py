@@ -115,7 +115,8 @@ def test_a2c_kl_adaptive_lr_follows_each_updates_exact_kl_under_its_schedule():
 
 @pytest.mark.parametrize("algo, flag, value", [("trpo", "lr", 0.01), ("a2c", "minibatch_size", 32),
                                                ("ppo", "critic_epochs", 3), ("ppo", "kl_adaptive_lr", True),
-                                               ("trpo", "kl_adaptive_lr", True)])
+                                               ("trpo", "kl_adaptive_lr", True), ("ppo", "optimizer", "rmsprop"),
+                                               ("trpo", "joint_update", True)])
 def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
     with pytest.raises(ConfigError, match=f"--{flag.replace('_', '-')} does not apply to --algo {algo}"):
         build_config(algo, "CartPole-v1", None, {flag: value})
@@ -126,11 +127,18 @@ def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
      "--target-kl is the KL that --kl-adaptive-lr steers A2C's lr by: drop --target-kl, or set --kl-adaptive-lr true"),
     (["--shared-torso", "true", "--critic-lr", "0.01"],
      "--critic-lr shapes the separate critic, but with --shared-torso true the value head sits on the policy "
-     "network, trained by one Adam at --lr: drop --critic-lr, or set --shared-torso false"),
+     "network, trained by one optimizer at --lr: drop --critic-lr, or set --shared-torso false"),
+    (["--joint-update", "true", "--critic-lr", "0.01"],
+     "--critic-lr is the critic's own optimizer's, but with --joint-update true one optimizer at --lr trains both "
+     "networks: drop --critic-lr, or set --joint-update false"),
+    (["--shared-torso", "true", "--joint-update", "false"],
+     "--joint-update false needs two networks, but --shared-torso true trains one body with two heads by one "
+     "optimizer: drop --joint-update, or set --shared-torso false"),
     (["--preset", "a2c-cartpole", "--shared-torso", "true", "--critic-activation", "tanh"],
      "--critic-activation shapes the separate critic"),
-    (["--vf-coef", "0.25"], "--vf-coef weights the value loss in the joint loss of --shared-torso true; the separate "
-                            "critic has its own Adam (--critic-lr): drop --vf-coef, or set --shared-torso true")])
+    (["--joint-update", "false", "--vf-coef", "0.25"],
+     "--vf-coef weights the value loss in the joint loss of --joint-update true; the separate critic has its own "
+     "optimizer (--critic-lr): drop --vf-coef, or set --joint-update true")])
 def test_a2c_flags_the_other_settings_make_inert_are_refused_in_one_line(tmp_path, capsys, flags, message):
     from tfpg.cli import main
 
@@ -138,6 +146,55 @@ def test_a2c_flags_the_other_settings_make_inert_are_refused_in_one_line(tmp_pat
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and message in err, err
     assert not os.listdir(tmp_path)
+
+
+def test_rmsprop_takes_pytorchs_step():
+    """Stable-Baselines3's A2C optimizer, torch.optim.RMSprop(alpha=0.99, eps): v <- 0.99 v + 0.01 g^2,
+    theta <- theta - lr g / (sqrt(v) + eps); Keras puts its epsilon under the root, so the steps agree to
+    O(eps / sqrt(v))."""
+    from tfpg.actor_critic import built_optimizer
+
+    lr, eps = 7e-4, 1e-5
+    theta = tf.Variable([1.0, -2.0, 0.5])
+    optimizer = built_optimizer(lr, eps, [theta], "rmsprop")
+    v = np.zeros(3)
+    for g in ([0.3, -0.05, 2.0], [0.1, 0.5, -1.0], [-0.2, 0.05, 0.4]):   # sqrt(v) >= 5e-3 = 500 eps
+        before = theta.numpy().astype(np.float64)
+        optimizer.apply_gradients([(tf.constant(g), theta)])
+        v = 0.99 * v + 0.01 * np.square(g)
+        np.testing.assert_allclose(theta.numpy() - before, -lr * np.array(g) / (np.sqrt(v) + eps), rtol=3e-3)
+
+
+def test_a2c_joint_update_clips_policy_and_critic_gradients_as_one_vector():
+    """--joint-update: g = grad over (theta, phi) of -mean(A log pi(a|s)) + c_v mean((V(s) - G)^2), scaled by
+    min(1, clip / |g|) as one vector, then one RMSprop step. A large epsilon makes that step linear in g, so the
+    clip shows: the policy's own gradient is under the clip, the joint one far over it."""
+    from tfpg.algos.a2c import A2C
+
+    config = tiny("a2c", "CartPole-v1", joint_update=True, optimizer="rmsprop", adam_eps=100.0, lr=0.1,
+                  entropy_beta=0.0, vf_coef=0.5, grad_clip=0.5, kl_adaptive_lr=False, target_kl=0.0)
+    keras.utils.set_random_seed(0)
+    algo = A2C(config, env_spaces("CartPole-v1"), VecStepper(make_train_envs(config), "CartPole-v1", seed=0))
+    batch = algo.core.collect()
+    returns = batch.returns + 50.0   # a critic far off: its gradient dominates the joint norm
+    advantages = 0.1 * batch.advantages   # a policy gradient under the clip on its own
+    obs, actions = tf.constant(batch.observations), tf.constant(batch.actions)
+    policy_vars, critic_vars = list(algo.policy.variables), list(algo.core.critic_variables)
+    with tf.GradientTape(persistent=True) as tape:
+        loss_policy = -tf.reduce_mean(advantages * algo.policy.distribution(obs).log_prob(actions))
+        value_loss = tf.reduce_mean(tf.square(tf.squeeze(algo.core.value(obs)) - returns))
+        joint = loss_policy + 0.5 * value_loss
+    grads = [g.numpy() for g in tape.gradient(joint, policy_vars + critic_vars)]
+    policy_norm = np.sqrt(sum(np.sum(g ** 2) for g in tape.gradient(loss_policy, policy_vars)))
+    norm = np.sqrt(sum(np.sum(g ** 2) for g in grads))
+    assert policy_norm < 0.5 < norm / 10
+    clipped = [g * 0.5 / norm for g in grads]
+    before = [v.numpy() for v in policy_vars + critic_vars]
+    algo.update(batch.observations, batch.actions, advantages, returns)
+    for v, start, g in zip(policy_vars + critic_vars, before, clipped):
+        step = 0.1 * g / np.sqrt(0.01 * g ** 2 + 100.0 ** 2)
+        np.testing.assert_allclose(v.numpy(), start - step, rtol=1e-4, atol=1e-7)
+    assert algo.critic_optimizer.iterations.numpy() == 0
 
 
 def test_a2c_settings_a_preset_or_default_holds_are_not_taken_as_given():
@@ -148,10 +205,10 @@ def test_a2c_settings_a_preset_or_default_holds_are_not_taken_as_given():
     assert build_config("a2c", "Pendulum-v1", None, {"shared_torso": True, "vf_coef": 0.25}).vf_coef == 0.25
 
 
-# Each covers other options: a shared torso; Gaussian + obs statistics + KL stop + value clip; TRPO. (Not the
+# Each covers other options: a shared torso with RMSprop; Gaussian + obs statistics + KL stop + value clip; TRPO. (Not the
 # linear schedules: they run over --total-steps, which the shorter first part of a resumed run changes.)
 RESUMED = {
-    "a2c": ("CartPole-v1", dict(shared_torso=True, horizon=16, kl_adaptive_lr=True, target_kl=1e-4)),
+    "a2c": ("CartPole-v1", dict(shared_torso=True, horizon=16, kl_adaptive_lr=True, target_kl=1e-4, optimizer="rmsprop")),
     "ppo": ("Pendulum-v1", dict(target_kl=0.01, clip_range_vf=0.5, minibatch_size=32, epochs=3, normalize_obs=True)),
     "trpo": ("CartPole-v1", dict(critic_epochs=2)),
 }

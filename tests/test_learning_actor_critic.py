@@ -19,7 +19,7 @@ SMALL = {   # algo: (env steps, settings on top of the algorithm's CartPole-v1 p
     "ppo": (15_000, dict(num_envs=8, horizon=32, minibatch_size=64, epochs=10, lr=1e-3, critic_lr=1e-3)),
     "trpo": (20_000, dict(num_envs=8, horizon=128, max_kl=0.03, critic_epochs=10)),
     "npg": (15_000, dict(num_envs=8, horizon=128, max_kl=0.02, critic_epochs=10)),
-    "a2c": (30_000, dict(num_envs=8, horizon=16, lr=1e-3, critic_lr=1e-3, gae_lambda=0.95, normalize=True)),
+    "a2c": (30_000, dict(num_envs=8, horizon=16, lr=1e-3, gae_lambda=0.95, normalize=True)),
 }
 
 

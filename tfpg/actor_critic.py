@@ -238,9 +238,18 @@ def make_kl_and_entropy(policy):
     return kl_and_entropy.get_concrete_function()
 
 
-def built_adam(learning_rate: float, epsilon: float, variables=None) -> keras.optimizers.Adam:
-    """Adam, built for `variables` up front (its slots exist before a checkpoint restores into them)."""
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, epsilon=epsilon)
+def built_optimizer(learning_rate: float, epsilon: float, variables=None, kind: str = "adam") -> keras.optimizers.Optimizer:
+    """Adam (or `kind` "rmsprop"), built for `variables` up front (its slots exist before a checkpoint restores
+    into them).
+
+    RMSprop is PyTorch's, which Stable-Baselines3's A2C uses: v <- 0.99 v + 0.01 g^2, theta <- theta - lr g /
+    (sqrt(v) + epsilon). Keras adds its epsilon under the root, lr g / sqrt(v + epsilon_k), so epsilon_k =
+    epsilon^2: the same step wherever sqrt(v) >> epsilon, and at most sqrt(2) apart where they are equal.
+    """
+    if kind == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(learning_rate=learning_rate, rho=0.99, epsilon=epsilon ** 2)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, epsilon=epsilon)
     if variables is not None:
         optimizer.build(variables)
     return optimizer

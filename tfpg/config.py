@@ -131,8 +131,10 @@ class LearnerConfig(RunConfig):
     """Options of the algorithms that train networks by gradient steps (REINFORCE family, DQN)."""
 
     hidden: tuple[int, ...] = option((128,), "hidden layer widths of the policy or Q-network, comma separated")
-    lr: float = option(1e-3, "Adam learning rate", low=0.0, low_open=True, high=1.0)
-    adam_eps: float = option(1e-7, "Adam epsilon", low=0.0, low_open=True)
+    lr: float = option(1e-3, "learning rate of the optimizer (Adam unless --optimizer says otherwise)", low=0.0,
+                       low_open=True, high=1.0)
+    adam_eps: float = option(1e-7, "Adam epsilon (A2C's --optimizer rmsprop takes it as its epsilon too)", low=0.0,
+                             low_open=True)
     gamma: float = option(0.99, "discount factor", low=0.0, high=1.0)
     grad_clip: float = option(0.0, "global L2 gradient-norm clip; 0 = off", low=0.0)
 

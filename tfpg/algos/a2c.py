@@ -9,8 +9,11 @@ critic targets G_t = A_t + V_old(s_t)) and takes one gradient step on the whole 
     value_loss   = 1/M sum_t (V_phi(s_t) - G_t)^2
 
 With separate networks, theta follows loss_policy + loss_entropy (Adam, --lr) and phi follows
-value_loss (Adam, --critic-lr). With --shared-torso, one network body carries both heads and one
-Adam step (--lr) follows loss_policy + loss_entropy + c_v value_loss, c_v = --vf-coef.
+value_loss (Adam, --critic-lr). With --joint-update (Stable-Baselines3's A2C), one optimizer step (--lr) over
+theta and phi together follows loss_policy + loss_entropy + c_v value_loss, c_v = --vf-coef, its gradient
+clipped as one vector (--grad-clip), so a batch the critic mispredicts badly moves the policy less; with
+--shared-torso one network body carries both heads, trained that way. --optimizer rmsprop takes PyTorch's
+RMSprop (`tfpg.actor_critic.built_optimizer`) in place of Adam.
 lambda = 1 gives the n-step returns of the original A2C (each step's return bootstrapped from
 V at the end of the rollout), lambda < 1 GAE. Without a preset the advantages are used as they come
 (--normalize false, as in Stable-Baselines3's A2C; the rewards are scaled by --normalize-reward) and the
@@ -25,7 +28,7 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_adam, unique_variables
+from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_optimizer, unique_variables
 from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
 from tfpg.algos.base import Iteration
 from tfpg.config import Preset
@@ -55,10 +58,17 @@ class A2CConfig(ActorCriticConfig):
     # advantages are O(1). Without a preset, seed 0: standardised, A2C learned 2 of Acrobot-v1, MountainCar-v0,
     # MountainCarContinuous-v0, Pendulum-v1, LunarLander-v3 in the zoo's budgets; raw, all 5 (README).
     normalize: bool = False
-    shared_torso: bool = option(False, "one network body for the policy and value heads, trained by one Adam "
-                                       "(--lr) on policy + --vf-coef x value loss; --critic-hidden, "
-                                       "--critic-lr and --critic-activation are then unused")
-    vf_coef: float = option(0.5, "weight of the value loss in the joint loss of --shared-torso", low=0.0)
+    shared_torso: bool = option(False, "one network body for the policy and value heads, trained as "
+                                       "--joint-update does; --critic-hidden, --critic-lr and --critic-activation "
+                                       "are then unused")
+    joint_update: bool = option(False, "one optimizer step (--lr) over the policy and critic networks together on "
+                                       "policy + --vf-coef x value loss, one gradient-norm clip over both (Stable-"
+                                       "Baselines3's A2C); false: each network its own optimizer (--lr, --critic-lr)."
+                                       " Always on with --shared-torso true")
+    vf_coef: float = option(0.5, "weight of the value loss in the joint loss of --joint-update or --shared-torso",
+                            low=0.0)
+    optimizer: str = option("adam", "adam, or rmsprop (PyTorch's, as Stable-Baselines3's A2C: decay 0.99, "
+                                    "--adam-eps added to the root)", choices=("adam", "rmsprop"))
     linear_lr: bool = option(False, "decay --lr (and --critic-lr) linearly to 0 over --total-steps")
     # One Adam step per 64 transitions moves the policy by a KL of ~2e-4 (the median while learning LunarLander-v3
     # and BipedalWalker-v3), but single updates reached 0.01-0.06 on BipedalWalker-v3 once it walked, and it lost
@@ -82,23 +92,36 @@ class A2CConfig(ActorCriticConfig):
         critic_flags = [flag_name(name) for name in ("critic_hidden", "critic_lr", "critic_activation") if name in given]
         if critic_flags and self.shared_torso:
             raise ConfigError(f"{critic_flags[0]} shapes the separate critic, but with --shared-torso true the value "
-                              f"head sits on the policy network, trained by one Adam at --lr: drop {critic_flags[0]}, "
-                              "or set --shared-torso false")
-        if "vf_coef" in given and not self.shared_torso:
-            raise ConfigError("--vf-coef weights the value loss in the joint loss of --shared-torso true; the separate "
-                              "critic has its own Adam (--critic-lr): drop --vf-coef, or set --shared-torso true")
+                              f"head sits on the policy network, trained by one optimizer at --lr: drop "
+                              f"{critic_flags[0]}, or set --shared-torso false")
+        if "joint_update" in given and self.shared_torso and not self.joint_update:
+            raise ConfigError("--joint-update false needs two networks, but --shared-torso true trains one body with "
+                              "two heads by one optimizer: drop --joint-update, or set --shared-torso false")
+        if "critic_lr" in given and self.joint_update:
+            raise ConfigError("--critic-lr is the critic's own optimizer's, but with --joint-update true one optimizer "
+                              "at --lr trains both networks: drop --critic-lr, or set --joint-update false")
+        if "vf_coef" in given and not self.joint:
+            raise ConfigError("--vf-coef weights the value loss in the joint loss of --joint-update true; the separate "
+                              "critic has its own optimizer (--critic-lr): drop --vf-coef, or set --joint-update true")
+
+    @property
+    def joint(self) -> bool:
+        """One optimizer step on the joint loss (--joint-update, or forced by --shared-torso)."""
+        return self.joint_update or self.shared_torso
 
 
 ZOO = "rl-baselines3-zoo hyperparams/a2c.yml entry {env} (rl-zoo3 2.x) with Stable-Baselines3 A2C defaults"
 
 PRESETS = (
     Preset("a2c-cartpole", "a2c",
-           "A2C on CartPole-v1: 8 envs x 5 steps, lambda 1 (n-step returns), lr 7e-4, no advantage standardisation, "
-           "grad clip 0.5; Adam instead of SB3's RMSprop",
+           "A2C on CartPole-v1: 8 envs x 5 steps, lambda 1 (n-step returns), one RMSprop step at 7e-4 on policy + "
+           "0.5 x value loss, grad clip 0.5, no advantage standardisation",
            ZOO.format(env="CartPole-v1") + " (n_steps 5, gae_lambda 1, lr 7e-4, vf_coef 0.5, max_grad_norm 0.5, "
-           "normalize_advantage false, 64-64 tanh); deviations: Adam, not RMSprop; a ReLU critic (SB3's is tanh)",
-           dict(env_id="CartPole-v1", num_envs=8, horizon=5, gamma=0.99, gae_lambda=1.0, lr=7e-4, critic_lr=7e-4,
-                normalize=False, normalize_obs=False, normalize_reward=False, critic_activation="relu",
+           "normalize_advantage false, RMSprop alpha 0.99 eps 1e-5, separate 64-64 tanh policy and value networks); "
+           "deviation: Glorot-uniform initialisation (SB3's is orthogonal)",
+           dict(env_id="CartPole-v1", num_envs=8, horizon=5, gamma=0.99, gae_lambda=1.0, lr=7e-4, joint_update=True,
+                vf_coef=0.5, optimizer="rmsprop", adam_eps=1e-5,
+                normalize=False, normalize_obs=False, normalize_reward=False, critic_activation="tanh",
                 entropy_beta=0.0, grad_clip=0.5, kl_adaptive_lr=False, target_kl=0.0,
                 hidden=(64, 64), critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=500_000),
            default=True),
@@ -135,7 +158,7 @@ def make_a2c_update(core: ActorCritic, optimizer, critic_optimizer, config: A2CC
             value_loss = value_estimation_loss(core.value(observations), returns)
             actor_loss = loss_policy + loss_entropy
             joint_loss = actor_loss + config.vf_coef * value_loss
-        if config.shared_torso:
+        if config.joint:
             finite = apply_if_finite(optimizer, joint_loss, tape.gradient(joint_loss, joint_variables),
                                      joint_variables, config.grad_clip)
         else:
@@ -161,11 +184,11 @@ class A2C(ActorCriticAlgorithm):
     def __init__(self, config: A2CConfig, spaces, stepper):
         self._build_core(config, spaces, stepper, shared_torso=config.shared_torso)
         critic_variables = self.core.critic_variables
-        # a shared torso: one optimizer over policy and value head together, the critic's stays unused
-        self.optimizer = built_adam(config.lr, config.adam_eps, unique_variables(self.policy.variables, critic_variables)
-                                    if config.shared_torso else self.policy.variables)
-        self.critic_optimizer = built_adam(config.critic_lr, config.adam_eps,
-                                           None if config.shared_torso else critic_variables)
+        # a joint update: one optimizer over policy and critic together, the critic's own stays unused
+        self.optimizer = built_optimizer(config.lr, config.adam_eps, unique_variables(self.policy.variables, critic_variables)
+                                         if config.joint else self.policy.variables, config.optimizer)
+        self.critic_optimizer = built_optimizer(config.critic_lr, config.adam_eps,
+                                                None if config.joint else critic_variables, config.optimizer)
         self.update = make_a2c_update(self.core, self.optimizer, self.critic_optimizer, config)
         self.lr = constant_or_linear(config.lr, config.linear_lr, config.total_steps)
         self.critic_lr = constant_or_linear(config.critic_lr, config.linear_lr, config.total_steps)

@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_adam
+from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_optimizer
 from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
 from tfpg.algos.base import Iteration
 from tfpg.algos.reinforce import clip_per_agent, per_agent_gradient_stats
@@ -172,8 +172,8 @@ class PPO(ActorCriticAlgorithm):
 
     def __init__(self, config: PPOConfig, spaces, stepper):
         self._build_core(config, spaces, stepper)
-        self.optimizer = built_adam(config.lr, config.adam_eps, self.policy.variables)
-        self.critic_optimizer = built_adam(config.critic_lr, config.adam_eps, self.core.critic_variables)
+        self.optimizer = built_optimizer(config.lr, config.adam_eps, self.policy.variables)
+        self.critic_optimizer = built_optimizer(config.critic_lr, config.adam_eps, self.core.critic_variables)
         self.update = PPOUpdate(self.core, self.optimizer, self.critic_optimizer, config)
         self.lr = constant_or_linear(config.lr, config.linear_lr, config.total_steps)
         self.critic_lr = constant_or_linear(config.critic_lr, config.linear_lr, config.total_steps)
@@ -273,8 +273,8 @@ class GraphPPO:
         log_stds = None if template.kind != "gaussian" else [template.log_std.numpy()] * len(seeds)
         self.policy = StackedPolicy(template, models, log_stds)
         self.critic = StackedMLP(critics, "critic")
-        self.optimizer = built_adam(config.lr, config.adam_eps, self.policy.variables)
-        self.critic_optimizer = built_adam(config.critic_lr, config.adam_eps, self.critic.variables)
+        self.optimizer = built_optimizer(config.lr, config.adam_eps, self.policy.variables)
+        self.critic_optimizer = built_optimizer(config.critic_lr, config.adam_eps, self.critic.variables)
         self.lr = constant_or_linear(config.lr, config.linear_lr, config.total_steps)
         self.critic_lr = constant_or_linear(config.critic_lr, config.linear_lr, config.total_steps)
         self.clip_range = constant_or_linear(config.clip_range, config.linear_clip, config.total_steps)

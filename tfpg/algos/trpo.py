@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 import tensorflow as tf
 
-from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_adam
+from tfpg.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_optimizer
 from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
 from tfpg.algos.base import Iteration
 from tfpg.config import Preset
@@ -181,7 +181,7 @@ class TRPO(ActorCriticAlgorithm):
 
     def __init__(self, config: TRPOConfig, spaces, stepper):
         self._build_core(config, spaces, stepper)
-        self.critic_optimizer = built_adam(config.critic_lr, config.adam_eps, self.core.critic_variables)
+        self.critic_optimizer = built_optimizer(config.critic_lr, config.adam_eps, self.core.critic_variables)
         self.shuffle = tf.random.Generator.from_seed(config.seed + 1)
         self.natural_step = NaturalStep(self.policy, config)
         self.fit_critic = make_critic_fit(self.core, self.critic_optimizer, config, self.shuffle)
