@@ -19,7 +19,8 @@ V at the end of the rollout), lambda < 1 GAE. Without a preset the advantages ar
 (--normalize false, as in Stable-Baselines3's A2C; the rewards are scaled by --normalize-reward) and the
 critic is a tanh MLP (--critic-activation), and the policy's lr follows each update's exact KL on its batch,
 KL_t = 1/M sum_t KL(pi_old(.|s_t) || pi_theta(.|s_t)) (--kl-adaptive-lr, `tfpg.schedules.adapt_learning_rate`):
-lr / 1.5 when KL_t > 2 --target-kl, x 1.5 up to --lr (or its linear schedule) when KL_t < --target-kl / 2.
+lr / 1.5 when KL_t > 2 --target-kl, x 1.5 up to --lr (or its linear schedule) when KL_t < --target-kl / 2
+(with --joint-update that lr is the one optimizer's, so the critic's steps follow it too).
 """
 from __future__ import annotations
 
