@@ -75,11 +75,11 @@ PRESETS = (
     Preset("ppo-cartpole", "ppo",
            "PPO on CartPole-v1: 8 envs x 32 steps, one minibatch of 256, 20 epochs, GAE(0.8), gamma 0.98, lr and "
            "clip range linear from 1e-3 and 0.2",
-           ZOO.format(env="CartPole-v1") + " (64-64 tanh, max_grad_norm 0.5, standardised advantages); deviation: a "
-           "ReLU critic (SB3's is tanh)",
+           ZOO.format(env="CartPole-v1") + " (64-64 tanh, max_grad_norm 0.5, standardised advantages); deviation: "
+           "two Adams, policy and critic, each clipped on its own (SB3: one on policy + 0.5 x value loss)",
            dict(env_id="CartPole-v1", num_envs=8, horizon=32, minibatch_size=256, epochs=20, gae_lambda=0.8,
                 gamma=0.98, entropy_beta=0.0, lr=1e-3, critic_lr=1e-3, linear_lr=True, clip_range=0.2, target_kl=0.0,
-                linear_clip=True, normalize=True, normalize_obs=False, normalize_reward=False, critic_activation="relu",
+                linear_clip=True, normalize=True, normalize_obs=False, normalize_reward=False, critic_activation="tanh",
                 grad_clip=0.5,
                 hidden=(64, 64), critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=100_000),
            default=True),
