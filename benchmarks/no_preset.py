@@ -31,6 +31,7 @@ them for the table).
 """
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -97,6 +98,7 @@ def pairs(algos, envs) -> list[tuple[str, str]]:
             and tfpg_preset(a, e) is None]
 
 
+@functools.cache   # read once: each call would put ROOT on sys.path again
 def default_total_steps() -> int:
     """train.py's --total-steps when it is not given."""
     sys.path.insert(0, ROOT)
