@@ -87,8 +87,8 @@ def part_functions(trainer) -> dict:
 
 
 def profile(agents: int, repeats: int) -> dict:
-    from tfpg.algos import REGISTRY
-    from tfpg.config.run import build_config
+    from tfpg.algos.registry import REGISTRY
+    from tfpg.algos.registry import build_config
     from tfpg.training.graph_trainer import GraphTrainer
 
     with tempfile.TemporaryDirectory() as tmp:

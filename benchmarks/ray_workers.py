@@ -35,9 +35,9 @@ def batch_bytes(batch) -> int:
 
 def measure(preset_name: str, workers: int, total_steps: int) -> dict:
     """Train `preset_name` for `total_steps` env steps, in process (workers=0) or on Ray workers."""
-    from tfpg.algos import REGISTRY
+    from tfpg.algos.registry import REGISTRY
     from tfpg.training.checks import prepare_paths
-    from tfpg.config.run import build_config, find_preset
+    from tfpg.algos.registry import build_config, find_preset
     from tfpg.training.trainer import Trainer
 
     preset = find_preset(preset_name)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfpg.algos.trpo.algorithm import TRPO
 from tfpg.training.checks import prepare_paths
-from tfpg.config.run import build_config
+from tfpg.algos.registry import build_config
 from tfpg.envs.make import env_spaces, make_train_envs
 from tfpg.core.errors import ConfigError
 from tfpg.maths.natural_gradient import flat_params

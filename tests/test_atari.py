@@ -237,7 +237,7 @@ def test_evaluate_an_atari_export_with_video(workdir):
 
 
 def test_atari_presets_pin_their_sources_values():
-    from tfpg.config.run import build_config, default_preset
+    from tfpg.algos.registry import build_config, default_preset
 
     pg = build_config(None, None, "book-pong-pg", {})
     assert (pg.algo, pg.env_id, pg.num_envs, pg.lr, pg.adam_eps, pg.entropy_beta, pg.steps_per_update, pg.returns,

@@ -86,7 +86,7 @@ class RandomCounter(Algorithm):
 
 
 def register():
-    from tfpg.algos import register as add
+    from tfpg.algos.registry import register as add
 
     add(RandomCounter)
 

@@ -101,7 +101,7 @@ def test_std_ceiling_falls_log_linearly_and_caps_only_what_is_above_it():
     """--std-ceiling: log sigma_max(t) interpolates log_std_init -> log(std_ceiling) over N env steps, then stays;
     the projection lowers only the dimensions above it."""
     from tfpg.algos.reinforce.algorithm import std_ceiling_log
-    from tfpg.config.run import build_config
+    from tfpg.algos.registry import build_config
 
     config = build_config("reinforce", "LunarLanderContinuous-v3", None,
                           {"std_ceiling": 0.1, "std_ceiling_steps": 1000, "log_std_init": -0.5})

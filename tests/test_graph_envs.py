@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.envs.graph import GRAPH_ENVS, EnvState, has_graph_env, key_sequence, make, make_key, split_key
+from tfpg.envs.graph import GRAPH_ENVS, has_graph_env, make
+from tfpg.envs.graph.core import EnvState, key_sequence, make_key, split_key
 
 
 class Tolerance(NamedTuple):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.algos import REGISTRY
-from tfpg.config.run import build_config
+from tfpg.algos.registry import REGISTRY
+from tfpg.algos.registry import build_config
 from tfpg.training.graph_trainer import GraphTrainer
 from tfpg.maths.losses import clipped_surrogate_loss, entropy_loss, value_estimation_loss
 

@@ -86,7 +86,7 @@ def test_reinforce_scales_each_episodes_rewards_by_the_std_of_its_running_return
     """REINFORCE's complete episodes, concatenated: R restarts at every episode, and reward-to-go is taken of
     r / sqrt(Var[R]) with Var over every step of the episodes collected so far."""
     from tfpg.algos.reinforce.algorithm import Reinforce
-    from tfpg.config.run import build_config
+    from tfpg.algos.registry import build_config
     from tfpg.envs.make import env_spaces, make_train_envs
     from tfpg.maths.returns import reward_to_go
     from tfpg.envs.stepping import VecStepper
@@ -115,8 +115,8 @@ def test_a_config_saved_before_an_option_existed_resumes_as_it_trained():
     """config.json of a run from before --normalize-reward / --critic-activation / --kl-adaptive-lr: resumed with
     the behaviour it had (no reward scaling, a ReLU critic, a fixed lr), not today's defaults, which would not
     fit its checkpoint."""
-    from tfpg.algos.a2c.algorithm import A2CConfig
-    from tfpg.algos.dqn.algorithm import DQNConfig
+    from tfpg.algos.a2c.config import A2CConfig
+    from tfpg.algos.dqn.config import DQNConfig
     from tfpg.config.run import with_fields_added_later
 
     saved = A2CConfig().to_dict()

@@ -227,7 +227,7 @@ def test_kl_adaptive_learning_rate_follows_the_batch_kl_within_its_bounds():
     import keras
 
     from tfpg.maths.schedules import adapt_learning_rate
-    from tfpg.config.run import build_config
+    from tfpg.algos.registry import build_config
     from tfpg.core.errors import ConfigError
 
     optimizer = keras.optimizers.Adam(3e-4)

@@ -48,7 +48,7 @@ def test_normalize_obs_given_on_frames_is_refused_in_one_line_and_the_fallbacks_
     """The actor-critic fallback sets --normalize-obs true for every env; on frames only the flag is an error."""
     from tfpg.training.checks import check_run
     from tfpg.cli.train import main
-    from tfpg.config.run import build_config
+    from tfpg.algos.registry import build_config
 
     status = main(["--algo", "ppo", "--env", CAR, "--normalize-obs", "true", "--logdir", str(tmp_path / "runs"),
                    "--export-dir", str(tmp_path / "m")])

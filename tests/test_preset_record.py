@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
-from tfpg.algos import REGISTRY, presets
-from tfpg.config.run import build_config
+from tfpg.algos import presets
+from tfpg.algos.registry import REGISTRY
+from tfpg.algos.registry import build_config
 
 RECORD = pathlib.Path(__file__).parent / "fixtures" / "preset_configs.json"
 

@@ -7,7 +7,7 @@ import pytest
 from tfpg.training.checks import prepare_paths
 from tfpg.training.trainer import train
 from tfpg.algos import presets
-from tfpg.config.run import build_config
+from tfpg.algos.registry import build_config
 
 PRESETS = presets()
 

@@ -15,8 +15,8 @@ from tfpg.training.trainer import train
 from tfpg.algos.dqn.algorithm import DQN
 from tfpg.algos.reinforce.algorithm import Reinforce
 from tfpg.core.checkpoint import latest_checkpoint
-from tfpg.config.run import build_config
-from tfpg.training.trainer import TrainingError
+from tfpg.algos.registry import build_config
+from tfpg.core.errors import TrainingError
 
 # A deterministic, quick configuration: few envs, small net, checkpoints every 4k steps.
 SMALL = dict(num_envs=4, hidden=(32,), episodes_per_update=4, lr=0.01, stop_reward=None, checkpoint_every=4000)

@@ -6,9 +6,11 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tfpg.algos import config_classes, presets
+from tfpg.algos import presets
+from tfpg.algos.registry import config_classes
 from tfpg.training.checks import check_run
-from tfpg.config.run import build_config, validate
+from tfpg.algos.registry import build_config
+from tfpg.config.run import validate
 from tfpg.core.errors import ConfigError
 
 FIELDS = sorted({f.name for cls in config_classes().values() for f in dataclasses.fields(cls)} - {"algo"})

@@ -21,11 +21,11 @@ ray = pytest.importorskip("ray")
 
 from tfpg.cli import train as cli  # noqa: E402
 from tfpg.algos.actor_critic import ActorCritic  # noqa: E402
-from tfpg.algos import REGISTRY  # noqa: E402
+from tfpg.algos.registry import REGISTRY  # noqa: E402
 from tfpg.algos.reinforce.algorithm import Reinforce  # noqa: E402
 from tfpg.core.checkpoint import latest_checkpoint  # noqa: E402
 from tfpg.training.checks import check_resume, prepare_paths  # noqa: E402
-from tfpg.config.run import build_config  # noqa: E402
+from tfpg.algos.registry import build_config  # noqa: E402
 from tfpg.training.trainer import Trainer  # noqa: E402
 from tfpg.backends.ray.workers import SyncCollector  # noqa: E402
 
@@ -146,8 +146,8 @@ def test_a_killed_worker_is_replaced_and_every_segment_counts_once(tmp_path, mon
                        episodes_per_update=40, checkpoint_every=1_500)   # re-seeding must drop the cut episodes
     result = trainer.run()
     assert result.env_steps >= 3_000
-    assert trainer.workers.restarts == [0, 1]
-    assert trainer.workers.placement[1]["pid"] != pids["killed"]
+    assert trainer.experience.restarts == [0, 1]
+    assert trainer.experience.placement[1]["pid"] != pids["killed"]
     assert all(_complete_cartpole_episodes(b) for b in episodes)
     trained = sum(b.num_episodes for b in episodes)
     assert trained == result.episodes                      # every episode counted once, and trained on once

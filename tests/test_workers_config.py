@@ -48,7 +48,7 @@ def test_each_dqn_worker_explores_with_its_own_fixed_epsilon_once_the_warm_up_is
 
     from tfpg.envs import make as envs_lib
     from tfpg.algos.dqn.algorithm import DQN
-    from tfpg.config.run import build_config
+    from tfpg.algos.registry import build_config
     from tfpg.envs.stepping import VecStepper
 
     config = dataclasses.replace(build_config("dqn", "CartPole-v1", None, dict(num_envs=1, hidden=(8,))),

@@ -1,41 +1,18 @@
-"""The one registry of algorithms: name -> Algorithm class (see `tfpg.algos.base` for the contract).
+"""The algorithms: the contract (`base`), its opt-in capabilities, one folder per algorithm, the registry.
 
-The CLI's --algo choices, the action-space check, --list-presets, the default presets and the
-README's tables all read it. Adding an algorithm is one module and one `register(...)` line here
-(or a call of `register` from user code, before `tfpg.cli.main`).
+Importing this package registers the built-in algorithms; `tfpg.algos.registry` holds the registry
+and resolves a run's configuration from it. A new algorithm is one folder and one line below.
 """
 from __future__ import annotations
 
-from tfpg.algos.base import Algorithm
-from tfpg.config.run import Preset
+from tfpg.algos.a2c.algorithm import A2C
+from tfpg.algos.dqn.algorithm import DQN
+from tfpg.algos.ppo.algorithm import PPO
+from tfpg.algos.registry import REGISTRY, build_config, config_classes, find_preset, presets, register
+from tfpg.algos.reinforce.algorithm import Reinforce
+from tfpg.algos.trpo.algorithm import TRPO, NaturalPolicyGradient
 
-REGISTRY: dict[str, type[Algorithm]] = {}
+for _algorithm in (Reinforce, DQN, A2C, PPO, TRPO, NaturalPolicyGradient):
+    register(_algorithm)
 
-
-def register(algorithm: type[Algorithm]) -> type[Algorithm]:
-    """Make `algorithm` available as --algo NAME (usable as a class decorator)."""
-    REGISTRY[algorithm.name] = algorithm
-    return algorithm
-
-
-def presets() -> dict[str, Preset]:
-    """Every registered algorithm's presets by name."""
-    return {p.name: p for algorithm in REGISTRY.values() for p in algorithm.presets}
-
-
-def config_classes() -> dict[str, type]:
-    return {name: algorithm.config_class for name, algorithm in REGISTRY.items()}
-
-
-from tfpg.algos.a2c.algorithm import A2C  # noqa: E402
-from tfpg.algos.dqn.algorithm import DQN  # noqa: E402  (the modules import this package's base)
-from tfpg.algos.ppo.algorithm import PPO  # noqa: E402
-from tfpg.algos.reinforce.algorithm import Reinforce  # noqa: E402
-from tfpg.algos.trpo.algorithm import TRPO, NaturalPolicyGradient  # noqa: E402
-
-register(Reinforce)
-register(DQN)
-register(A2C)
-register(PPO)
-register(TRPO)
-register(NaturalPolicyGradient)
+__all__ = ["REGISTRY", "build_config", "config_classes", "find_preset", "presets", "register"]

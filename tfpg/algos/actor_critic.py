@@ -28,15 +28,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfpg.models import networks
-from tfpg.models.baselines import explained_variance
+from tfpg.config.options import flag_name, option
 from tfpg.config.run import PolicyGradientConfig
 from tfpg.core.errors import ConfigError
-from tfpg.models.normalization import RewardNormalizer
-from tfpg.config.options import flag_name, option
-from tfpg.models.policies import make_policy, policy_kind
-from tfpg.maths.returns import gae_advantages, standardize
 from tfpg.experience.collectors import FixedHorizonCollector
+from tfpg.maths.returns import gae_advantages, standardize
+from tfpg.models import networks
+from tfpg.models.baselines import explained_variance
+from tfpg.models.normalization import RewardNormalizer
+from tfpg.models.policies import make_policy, policy_kind
 
 
 @dataclass

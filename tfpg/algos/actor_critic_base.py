@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from tfpg.algos.actor_critic import (ActorCritic, ActorCriticBatch, ActorCriticConfig, build_collector, build_policy,
-                               make_kl_and_entropy)
-from tfpg.algos.base import Algorithm, PolicyActor
+from tfpg.algos.actor_critic import (
+    ActorCritic,
+    ActorCriticBatch,
+    ActorCriticConfig,
+    build_collector,
+    build_policy,
+    make_kl_and_entropy,
+)
+from tfpg.algos.base import Algorithm
+from tfpg.algos.capabilities import Distributable, PolicyActor
 
 
-class ActorCriticAlgorithm(Algorithm):
+class ActorCriticAlgorithm(Algorithm, Distributable):
     """What A2C, PPO and TRPO/NPG share around their updates: the core, its checkpoint arrays, and the
     diagnostics of a batch after the update (KL(pi_old || pi), entropy, explained variance, ...)."""
 
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
-    distributable = True   # the core collects only through `collector` (below)
 
     @classmethod
     def actor(cls, config: ActorCriticConfig, spaces, stepper) -> PolicyActor:

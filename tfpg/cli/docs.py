@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
 
     import_tensorflow()
     if argv == ["--write"]:
-        write(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"))
+        write(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "README.md"))
         return 0
     tables = generated()
     if len(argv) != 1 or argv[0] not in tables:

@@ -17,8 +17,8 @@ import sys
 
 import numpy as np
 
-from tfpg.envs import make as envs_lib
 from tfpg.core.errors import ConfigError
+from tfpg.envs import make as envs_lib
 from tfpg.training.evaluation import EVAL_SEED, evaluate_returns, make_eval_envs
 
 

@@ -24,7 +24,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def make_parser() -> argparse.ArgumentParser:
     from tfpg import algos
-    from tfpg.config.run import default_preset
+    from tfpg.algos.registry import default_preset
     from tfpg.config.options import add_arguments
 
     default = default_preset(DEFAULT_ALGO, DEFAULT_ENV)
@@ -60,8 +60,8 @@ def list_presets() -> str:
 def configure(args: argparse.Namespace):
     """(config, run_dir, export_path, resume_from) from parsed flags; ConfigError on bad input.
     `resume_from`: with --resume, the validated checkpoint to continue from (a RestoreResult), else None."""
+    from tfpg.algos.registry import build_config, given_options
     from tfpg.training.checks import check_resume, check_run
-    from tfpg.config.run import build_config, given_options
 
     overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG}
     env_id = overrides.pop("env_id")
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
-    from tfpg.training.trainer import TrainingError, train
+    from tfpg.core.errors import TrainingError
+    from tfpg.training.trainer import train
 
     try:
         result = train(config, run_dir, export_path, resume=resume_from is not None, validated=resume_from)

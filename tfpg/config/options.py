@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 from tfpg.core.errors import ConfigError
+from tfpg.core.fields import kind
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
@@ -46,17 +47,6 @@ def declaration(cls: type, name: str) -> dict:
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-").replace("env-id", "env")
-
-
-def annotation(f: dataclasses.Field) -> str:
-    """A field's annotation as text, e.g. "float | None", whether or not its module postpones annotations."""
-    return f.type if isinstance(f.type, str) else f.type.__name__ if isinstance(f.type, type) else str(f.type)
-
-
-def kind(f: dataclasses.Field) -> tuple[str, bool]:
-    """(base type name, whether None is allowed) from a field's annotation."""
-    text = annotation(f)
-    return text.replace(" | None", ""), text.endswith("| None")
 
 
 # --- checks ---------------------------------------------------------------------------------

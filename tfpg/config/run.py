@@ -1,19 +1,18 @@
-"""Configuration: the options every run shares, named presets, and resolving flags into a config.
+"""The options every run shares (`RunConfig`, `LearnerConfig`, `PolicyGradientConfig`) and the `Preset` record.
 
-Precedence when a run is configured: dataclass defaults < preset < explicit command-line flags.
-Each algorithm's own options are a subclass of `RunConfig` (or `LearnerConfig`) in its module;
-every field is declared once with `tfpg.config.options.option` (help, choices, bounds).
-Validation happens here, before any environment or model is built, so a bad value costs nothing.
+Each algorithm's own options are a subclass of one of these in its folder (`tfpg.algos.<name>.config`);
+every field is declared once with `tfpg.config.options.option` (help, choices, bounds). Resolving
+algo/env/preset/flags into one config is the registry's (`tfpg.algos.registry.build_config`), since it
+needs the algorithms. Validation happens before any environment or model is built.
 """
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfpg.config.options import check_fields, option
 from tfpg.core.errors import ConfigError
-from tfpg.config.options import check_fields, option, unknown_choice
 
 DEFAULT_ALGO = "reinforce"
 DEFAULT_ENV = "CartPole-v1"
@@ -205,64 +204,6 @@ class Preset:
     @property
     def env_id(self) -> str:
         return self.overrides.get("env_id", DEFAULT_ENV)
-
-
-def _registry():
-    from tfpg import algos
-
-    return algos
-
-
-def find_preset(name: str) -> Preset:
-    """The preset called `name` (an old name gets a one-line notice on stderr), or ConfigError."""
-    presets = _registry().presets()
-    if name in presets:
-        return presets[name]
-    for preset in presets.values():
-        if name in preset.replaces:
-            print(f"train.py: note: preset {name!r} is now called {preset.name!r}; the old name will be removed",
-                  file=sys.stderr)
-            return preset
-    raise ConfigError(unknown_choice("preset", name, presets) + " (list them with --list-presets)")
-
-
-def default_preset(algo: str, env_id: str) -> Preset | None:
-    return next((p for p in _registry().presets().values() if p.default and p.algo == algo and p.env_id == env_id),
-                None)
-
-
-def build_config(algo: str | None, env_id: str | None, preset: str | None, overrides: dict[str, Any]) -> RunConfig:
-    """Resolve algo/env/preset/flags into one validated config object."""
-    registry = _registry().REGISTRY
-    chosen = find_preset(preset) if preset is not None else None
-    if chosen is not None:
-        if algo is not None and algo != chosen.algo:
-            raise ConfigError(f"preset {chosen.name!r} is for --algo {chosen.algo}, not {algo}; drop one of the two "
-                              "flags")
-        algo = chosen.algo
-    algo = algo or DEFAULT_ALGO
-    if algo not in registry:
-        raise ConfigError(unknown_choice("algorithm", algo, registry))
-    if chosen is None:
-        chosen = default_preset(algo, env_id or DEFAULT_ENV)
-    values: dict[str, Any] = dict(chosen.overrides) if chosen is not None else {}
-    if env_id is not None:
-        values["env_id"] = env_id
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    cls = registry[algo].config_class
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"--{unknown[0].replace('_', '-')} does not apply to --algo {algo}")
-    config = cls(**{**values, "algo": algo})
-    validate(config)
-    config.check_given(given_options(overrides))
-    return config
-
-
-def given_options(overrides: dict[str, Any]) -> frozenset[str]:
-    """The field names of the options given as flags (argparse leaves the others None)."""
-    return frozenset(k for k, v in overrides.items() if v is not None)
 
 
 # Options added after runs were written: the value that reproduces how such a run trained, for --resume of a

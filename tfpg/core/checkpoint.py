@@ -19,9 +19,9 @@ loads the newest intact one (all or nothing) and reports what it skipped and why
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
-import dataclasses
 import os
 import re
 import shutil
@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpg.core.errors import ConfigError, SaveError, one_line
+from tfpg.core.fields import kind
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "checkpoint"        # TF's checkpoint-state file: a text protobuf naming the latest checkpoint
@@ -315,8 +316,6 @@ def load_dataclass_arrays(obj, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _base(f: dataclasses.Field) -> str:
-    from tfpg.config.options import kind
-
     return kind(f)[0]
 
 

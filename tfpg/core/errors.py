@@ -25,3 +25,7 @@ def one_line(error: BaseException, limit: int = 200) -> str:
         return error.strerror
     text = (getattr(error, "message", None) or str(error)).strip()
     return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. non-finite updates K times in a row); one line for the user."""

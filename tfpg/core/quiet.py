@@ -11,16 +11,23 @@ import os
 import sys
 import tempfile
 
-import tfpg
+# TFPG_TF_LOGS=1 shows TensorFlow's start-up logs (and import_tensorflow then filters nothing).
+SHOW_TF_LOGS = os.environ.get("TFPG_TF_LOGS", "") not in ("", "0")
 
 NOTICES = ("All log messages before absl::InitializeLog()", "cudart_stub.cc", "cuda_executor.cc", "cuInit",
            "oneDNN custom operations", "computation_placer", "Unable to register cu", "TF-TRT Warning",
            "This TensorFlow binary is optimized", "port.cc:153", "cpu_feature_guard.cc")
 
 
+def hide_cpp_start_up_logs() -> None:
+    """Ask TensorFlow's C++ runtime for errors only (unless TFPG_TF_LOGS=1): set before TensorFlow loads."""
+    if not SHOW_TF_LOGS:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def import_tensorflow() -> None:
     """Import TensorFlow (and Keras, TensorFlow Probability) with its start-up notices filtered out of stderr."""
-    if "tensorflow" in sys.modules or tfpg.SHOW_TF_LOGS:
+    if "tensorflow" in sys.modules or SHOW_TF_LOGS:
         import keras  # noqa: F401
         import tensorflow_probability  # noqa: F401
         return

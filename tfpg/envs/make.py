@@ -16,8 +16,8 @@ import numpy as np
 from gymnasium.wrappers import FrameStackObservation, GrayscaleObservation, ResizeObservation
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from tfpg.envs import atari
 from tfpg.core.errors import ConfigError
+from tfpg.envs import atari
 
 _ale_registered = False
 

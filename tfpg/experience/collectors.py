@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfpg.maths.returns import n_step_targets
 from tfpg.envs.stepping import Step, VecStepper
+from tfpg.maths.returns import n_step_targets
 
 Act = Callable[[np.ndarray], np.ndarray]
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import math
+import os
 import shutil
 import tempfile
 

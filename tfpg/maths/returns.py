@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
 
 def _episodes(rewards: np.ndarray, lengths: np.ndarray):
@@ -128,10 +129,8 @@ def n_step_targets(rewards: np.ndarray, terminated: np.ndarray, truncated: np.nd
     return NStepTargets(partial.astype(np.float32), rows, discounts.astype(np.float32), mask)
 
 
-def gae_advantages(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                   bootstrap_values: np.ndarray, last_values: np.ndarray, gamma: float,
-                   lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """GAE(lambda) over a fixed-horizon rollout: (T, N) time-major arrays, N envs, no complete episodes needed.
+def gae_advantages(rewards, values, terminated, truncated, bootstrap_values, last_values, gamma: float, lam: float):
+    """GAE(lambda) over a fixed-horizon rollout: time-major (T, ...) arrays, no complete episodes needed.
 
         delta_t = r_t + gamma * V_next_t * (1 - terminated_t) - V(s_t)
         A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   done_t = terminated_t | truncated_t,  A_T = 0
@@ -143,22 +142,43 @@ def gae_advantages(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarr
         last_values                        for the last row, t = T-1 (V of the observation after the cut),
     and is multiplied by 0 at a termination (no future after a terminal state). So a truncated
     episode bootstraps, a terminated one does not, and one still running at the cut bootstraps
-    from last_values. bootstrap_values (T, N) is read only where truncated (other entries may hold
-    anything finite or not); last_values has shape (N,).
+    from last_values. bootstrap_values (T, ...) is read only where truncated (other entries may hold
+    anything finite or not); last_values has the shape of one row.
     lambda = 1 gives A_t = (discounted return with bootstrap) - V(s_t); lambda = 0 the one-step TD error.
+
+    The one definition both paths use: numpy arrays (the gymnasium trainer; computed in float64, returned
+    as float32) or tensors (the graph backend, inside its compiled program: in their dtype, by tf.scan).
+    Returns (A, returns).
     """
-    rewards = np.asarray(rewards, dtype=np.float64)
+    if tf.is_tensor(values):
+        deltas, continues = _td_errors(tf, rewards, values, terminated, truncated, bootstrap_values, last_values,
+                                       gamma)
+        advantages = tf.scan(lambda advantage, step: _gae_step(advantage, *step, gamma, lam), (deltas, continues),
+                             initializer=tf.zeros_like(last_values), reverse=True)
+        return advantages, advantages + values
     values = np.asarray(values, dtype=np.float64)
-    terminated = np.asarray(terminated, dtype=bool)
-    truncated = np.asarray(truncated, dtype=bool)
-    following_values = np.concatenate([values[1:], np.asarray(last_values, dtype=np.float64)[None]], axis=0)
-    next_values = np.where(truncated, np.asarray(bootstrap_values, dtype=np.float64), following_values)
-    next_values = np.where(terminated, 0.0, next_values)   # also hides a non-finite bootstrap after a termination
-    deltas = rewards + gamma * next_values - values
-    continues = 1.0 - (terminated | truncated)
+    deltas, continues = _td_errors(np, np.asarray(rewards, dtype=np.float64), values, np.asarray(terminated, dtype=bool),
+                                   np.asarray(truncated, dtype=bool), np.asarray(bootstrap_values, dtype=np.float64),
+                                   np.asarray(last_values, dtype=np.float64), gamma)
     advantages = np.empty_like(deltas)
     advantage = np.zeros(deltas.shape[1:])
     for t in range(deltas.shape[0] - 1, -1, -1):
-        advantage = deltas[t] + gamma * lam * continues[t] * advantage
-        advantages[t] = advantage
+        advantage = advantages[t] = _gae_step(advantage, deltas[t], continues[t], gamma, lam)
     return advantages.astype(np.float32), (advantages + values).astype(np.float32)
+
+
+def _td_errors(xp, rewards, values, terminated, truncated, bootstrap_values, last_values, gamma: float):
+    """delta_t and (1 - done_t) of `gae_advantages`, with xp = numpy or tensorflow (the same operations in order)."""
+    concat = np.concatenate if xp is np else tf.concat
+    following_values = concat([values[1:], last_values[None]], axis=0)
+    next_values = xp.where(truncated, bootstrap_values, following_values)
+    next_values = xp.where(terminated, xp.zeros_like(next_values), next_values)   # hides a non-finite bootstrap too
+    deltas = rewards + gamma * next_values - values
+    done = terminated | truncated
+    continues = 1.0 - (done if xp is np else tf.cast(done, values.dtype))
+    return deltas, continues
+
+
+def _gae_step(advantage, delta, cont, gamma: float, lam: float):
+    """A_t = delta_t + gamma lambda (1 - done_t) A_{t+1}."""
+    return delta + gamma * lam * cont * advantage

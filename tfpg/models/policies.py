@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.models import networks
 from tfpg.core.errors import ConfigError
+from tfpg.models import networks
 from tfpg.models.normalization import ObservationNormalizer
 
 tfd = tfp.distributions

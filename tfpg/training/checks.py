@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 import gymnasium as gym
 
-from tfpg.envs import make as envs_lib
+from tfpg.algos.capabilities import Distributable, GraphTrainable
 from tfpg.config.run import RunConfig, validate, with_fields_added_later
 from tfpg.core.errors import ConfigError
 from tfpg.core.files import CONFIG_FILE, RESTORE_CONFIG, read_run_config
+from tfpg.envs import make as envs_lib
 
 if TYPE_CHECKING:
     from tfpg.core.checkpoint import RestoreResult
@@ -24,12 +25,12 @@ def check_run(config: RunConfig, given: frozenset[str] = frozenset()) -> tuple[s
     names of the options given as flags (`tfpg.config.run.given_options`).
 
     Returns (run_dir, export_path). Creates nothing."""
-    from tfpg.algos import REGISTRY
+    from tfpg.algos.registry import REGISTRY
 
     spaces = envs_lib.env_spaces(config.env_id)
     REGISTRY[config.algo].check_spaces(config, spaces)
     check_backend(config)
-    if config.workers and not REGISTRY[config.algo].distributable:
+    if config.workers and not issubclass(REGISTRY[config.algo], Distributable):
         raise ConfigError(f"--algo {config.algo} does not collect through a collector that rollout workers can run; "
                           "drop --workers")
     if config.workers and config.backend == "graph":
@@ -41,7 +42,7 @@ def check_run(config: RunConfig, given: frozenset[str] = frozenset()) -> tuple[s
 
 def check_backend(config: RunConfig) -> None:
     """--backend graph: an env written as TensorFlow ops, and an algorithm (and options) that path implements."""
-    from tfpg.algos import REGISTRY
+    from tfpg.algos.registry import REGISTRY
 
     if config.backend == "graph":
         from tfpg.envs.graph import GRAPH_ENVS
@@ -49,7 +50,10 @@ def check_backend(config: RunConfig) -> None:
         if config.env_id not in GRAPH_ENVS:
             raise ConfigError(f"--backend graph needs an env written as TensorFlow ops ({', '.join(GRAPH_ENVS)}); "
                               f"{config.env_id} is not one: use --backend gym")
-        REGISTRY[config.algo].check_graph_backend(config)
+        algorithm = REGISTRY[config.algo]
+        if not issubclass(algorithm, GraphTrainable):
+            raise ConfigError(f"--backend graph is not implemented for --algo {config.algo}; use --backend gym")
+        algorithm.check_graph_backend(config)
 
 
 def check_observations(config: RunConfig, observation_space: gym.Space, given: frozenset[str]) -> None:
@@ -117,7 +121,7 @@ def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str
     newest intact checkpoint (every tensor read with TensorFlow's checksums; damaged newer ones are
     listed in the result). Reads only: a damaged config.json or no intact checkpoint is a ConfigError
     before anything in the run folder is written."""
-    from tfpg.algos import REGISTRY
+    from tfpg.algos.registry import REGISTRY
     from tfpg.core.checkpoint import CHECKPOINT_DIR, find_intact_checkpoint
 
     run_dir = os.path.abspath(run_dir)

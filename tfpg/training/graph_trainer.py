@@ -14,9 +14,11 @@ of all agents. A checkpoint holds the env state, the episode counters and every 
 resumed run continues exactly (no re-seeding, unlike gymnasium envs). The run stops when every agent
 has solved (each agent's first solve is recorded: env steps and seconds), at the step budget, or on a signal.
 
-The learner (`algorithm.graph_learner(config, spaces, template, seeds)`: GraphReinforce, GraphPPO) provides
-`policy` (a StackedPolicy), `rollout_steps` (T), `trackables` (its checkpoint content) and
-`learn(rollout) -> ({metric: [K]}, finite)`, traced into the program; the trainer knows nothing else of it.
+The learner (`algorithm.graph_learner(config, spaces, template, seeds)` of a `GraphTrainable` algorithm:
+GraphReinforce, GraphPPO) provides `policy` (a StackedPolicy), `rollout_steps` (T), `trackables` (its
+checkpoint content) and `learn(rollout) -> ({metric: [K]}, finite)`, traced into the program; the trainer
+knows nothing else of it. The guard, the stop test, the end of the run and the export are the gymnasium
+trainer's (`tfpg.training.loop.TrainingLoop`).
 """
 from __future__ import annotations
 
@@ -31,17 +33,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfpg.envs import make as envs_lib
+from tfpg.backends.graph.collector import GraphCollector
 from tfpg.core.checkpoint import TrainingCheckpoint, dataclass_arrays, load_dataclass_arrays
+from tfpg.envs import make as envs_lib
+from tfpg.envs.graph.core import make_key
+from tfpg.models.policies import make_policy, policy_kind, snapshot_variables
 from tfpg.training.evaluation import Evaluator
-from tfpg.export.saved_model import export_policy, policy_metadata
-from tfpg.backends.graph.stacked import GraphCollector
-from tfpg.envs.graph import make_key
-from tfpg.training.logger import EpisodeStats, RunLogger, write_json_atomically
-from tfpg.models.policies import make_policy, policy_kind, restore_variables, snapshot_variables
-from tfpg.training.signals import StopSignals
-from tfpg.training.trainer import Progress, RunResult, TrainingError
-
+from tfpg.training.logger import RunLogger, write_json_atomically
+from tfpg.training.loop import Agent, Progress, RunResult, TrainingLoop
 
 # What the trainer logs for each agent besides the learner's metrics (the tags of a gymnasium run).
 EPISODE_TAGS = ("reward", "reward_100", "episodes", "length_100", "steps_per_second", "nonfinite_updates")
@@ -63,27 +62,22 @@ class Milestone:
     solved_seconds: float = -1.0
 
 
-class Agent:
-    """One of the K agents: its seed, folder, logger, episode statistics, evaluator and export path."""
+class GraphAgent(Agent):
+    """An agent of a graph run: also when it first solved."""
 
     def __init__(self, seed: int, config, run_dir: str, export_path: str | None, num_agents: int):
-        self.seed = seed
-        self.config = dataclasses.replace(config, seed=seed, num_seeds=1) if num_agents > 1 else config
-        self.run_dir = run_dir if num_agents == 1 else os.path.join(run_dir, f"seed_{seed}")
-        self.export_path = export_path if export_path is None or num_agents == 1 else \
-            os.path.join(export_path, f"seed_{seed}")
-        self.stats = EpisodeStats()
+        super().__init__(seed, config, run_dir, export_path, num_agents)
         self.milestone = Milestone()
-        self.logger = self.evaluator = None
 
     def parts(self) -> dict:
         return {"episodes": self.stats, "milestone": self.milestone, "eval": self.evaluator.state}
 
 
-class GraphTrainer:
+class GraphTrainer(TrainingLoop):
     """Trains `algorithm`'s graph learner for K = config.num_seeds agents; `run()` returns the RunResult."""
 
     def __init__(self, algorithm, config, run_dir: str, export_path: str | None, resume: bool = False):
+        super().__init__()
         keras.utils.set_random_seed(config.seed)
         self.config, self.run_dir, self.export_path = config, run_dir, export_path
         self.spaces = spaces = envs_lib.env_spaces(config.env_id)
@@ -95,18 +89,15 @@ class GraphTrainer:
         self.collector = GraphCollector(config.env_id, len(seeds), config.num_envs, [make_key(s) for s in seeds])
         self.program = self._compile_program()
         self.progress = GraphProgress(next_checkpoint=config.checkpoint_every)
-        self.agents = [Agent(s, config, run_dir, export_path, len(seeds)) for s in seeds]
+        self.agents = [GraphAgent(s, config, run_dir, export_path, len(seeds)) for s in seeds]
         if len(seeds) > 1 and not resume:
             os.makedirs(run_dir, exist_ok=True)
             write_json_atomically(os.path.join(run_dir, "config.json"), config.to_dict())
         for k, agent in enumerate(self.agents):
             self._open_agent(k, agent, algorithm.loss_metric, resume)
-        self._write_summaries = None
-        self._t0: float | None = None   # the clock starts after the first (compiling) call
-        self._seconds_before = 0.0      # training time of the processes before a resume
+        self._write_summaries = None   # the clock (_t0) starts after the first (compiling) call
         trackables = {**self.learner.trackables, **self.collector.trackables}
-        self.checkpoint = TrainingCheckpoint(run_dir, trackables, self._arrays())
-        self.signals = StopSignals()
+        self.checkpoint = TrainingCheckpoint(run_dir, trackables, self._checkpoint_arrays())
         if resume:
             self._resume()
 
@@ -149,7 +140,7 @@ class GraphTrainer:
 
         return write.get_concrete_function()
 
-    def _open_agent(self, k: int, agent: Agent, loss_metric: str, resume: bool) -> None:
+    def _open_agent(self, k: int, agent: GraphAgent, loss_metric: str, resume: bool) -> None:
         agent.logger = RunLogger(agent.run_dir, agent.config.to_dict(), self.config.total_steps,
                                  progress=self.config.progress and k == 0, append=resume,
                                  hparams=agent.config.hparams(), metrics=("reward_100", "eval/reward", loss_metric))
@@ -158,7 +149,15 @@ class GraphTrainer:
                                     lambda: snapshot_variables(self.template), agent.logger.scalars)
 
     # --- checkpoint content ----------------------------------------------------------------------
-    def _arrays(self) -> dict[str, np.ndarray]:
+    @property
+    def env_steps(self) -> int:
+        return self.progress.env_steps
+
+    def _select(self, k: int):
+        self.learner.policy.load_agent(k)
+        return self.template
+
+    def _checkpoint_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"run/{k}": v for k, v in dataclass_arrays(self.progress).items()}
         arrays["run/train_seconds"] = np.float64(self.train_seconds)
         for agent in self.agents:
@@ -183,24 +182,7 @@ class GraphTrainer:
                 agent.evaluator.best_variables = [arrays[f"seed_{agent.seed}/best_variable_{i}"]
                                                   for i in range(len(agent.evaluator.best_variables))]
 
-    def save_checkpoint(self) -> str:
-        return self.checkpoint.save(self.progress.env_steps, self._arrays())
-
     # --- the loop --------------------------------------------------------------------------------
-    @property
-    def train_seconds(self) -> float:
-        return self._seconds_before + (0.0 if self._t0 is None else time.perf_counter() - self._t0)
-
-    def _solved(self, agent: Agent) -> bool:
-        threshold = self.config.stop_reward
-        if self.config.stop_on == "eval":
-            return threshold is not None and agent.evaluator.state.eval_reward >= threshold
-        return agent.stats.solved(threshold)
-
-    def should_stop(self) -> bool:
-        return (self.signals.received is not None or self.progress.env_steps >= self.config.total_steps
-                or all(self._solved(a) for a in self.agents))
-
     def _first_call(self) -> None:
         """The first iteration of this process: tracing and XLA compilation, and that iteration with its
         bookkeeping (the first call of the summary writer optimises its graph: seconds at K = 64), timed as
@@ -212,24 +194,16 @@ class GraphTrainer:
         self._after_iteration(*out)
         self.progress.compile_seconds += time.perf_counter() - t0
 
-    def run(self) -> RunResult:
-        with self.signals:
-            try:
-                if not self.should_stop():
-                    self._first_call()
-                    self._t0 = time.perf_counter()
-                    while not self.should_stop():
-                        self._after_iteration(*self.program())
-            except BaseException:
-                for agent in self.agents:
-                    agent.logger.close()
-                    agent.evaluator.close()
-                raise
-            return self._finish()
+    def _loop(self) -> None:
+        if not self.should_stop():
+            self._first_call()
+            self._t0 = time.perf_counter()
+            while not self.should_stop():
+                self._after_iteration(*self.program())
 
     def _after_iteration(self, metrics, finite, episode_returns, episode_lengths) -> None:
         """metrics [M, K] (self.metric_names), episodes that ended [T, K, N] (length 0: none ended there)."""
-        self._guard(bool(finite))
+        self._guard((bool(finite),))
         p, config = self.progress, self.config
         p.env_steps += config.num_envs * self.learner.rollout_steps
         p.updates += 1
@@ -264,42 +238,20 @@ class GraphTrainer:
         stats = self.agents[0].stats
         self.agents[0].logger.progress(steps, stats.reward_100, episode_stats[4, 0] * len(self.agents))
 
-    def _guard(self, finite: bool) -> None:
-        """Count skipped (non-finite) updates; give up after `max_nonfinite` in a row."""
-        p = self.progress
-        p.nonfinite_in_a_row = 0 if finite else p.nonfinite_in_a_row + 1
-        p.nonfinite_updates += not finite
-        if p.nonfinite_in_a_row >= self.config.max_nonfinite:
-            last = self.checkpoint.latest()
-            where = f"; the last good checkpoint is {last}" if last else ""
-            raise TrainingError(f"{p.nonfinite_in_a_row} updates in a row had a non-finite loss or gradient "
-                                f"at env step {p.env_steps}{where}; lower --lr or set --grad-clip")
-
     # --- the end ---------------------------------------------------------------------------------
-    def _finish(self) -> RunResult:
-        seconds = self.train_seconds
-        steps = self.progress.env_steps
-        if self.signals.received is not None:
-            self.save_checkpoint()
-        results = []
-        for k, agent in enumerate(self.agents):
-            state = agent.evaluator.state
-            if self.signals.received is None and self.config.eval_every and state.eval_env_steps != steps:
-                self.learner.policy.load_agent(k)
-                agent.evaluator.evaluate(steps)
-            agent.evaluator.close()
-            agent.logger.close()
-            result = RunResult(agent.run_dir, agent.export_path, steps, agent.stats.episodes, agent.stats.reward_100,
-                               self._solved(agent), seconds, self.signals.received, state.eval_reward,
-                               state.eval_env_steps, state.eval_seconds, state.evaluations)
-            if agent.export_path:
-                self._export(k, agent, result)
-            results.append(result)
-            self._write_summary(agent.run_dir, result, agent.milestone)
-        run = results[0] if len(results) == 1 else self._run_result(results, seconds)
-        if len(results) > 1:
-            self._write_summary(self.run_dir, run, None, per_agent=[dict(seed=a.seed, **dataclasses.asdict(a.milestone),
-                                reward_100=r.reward_100, solved=r.solved) for a, r in zip(self.agents, results)])
+    def _summary_fields(self, agent: GraphAgent | None) -> dict:
+        return {"compile_seconds": self.progress.compile_seconds, "backend": "graph", "num_seeds": len(self.agents),
+                **({} if agent is None else dataclasses.asdict(agent.milestone))}
+
+    def _overall(self, results: list[RunResult], seconds: float) -> RunResult:
+        """One agent: its result. Several: every agent's steps, the median reward_100, solved if all solved
+        (RUN_DIR/summary.json, with each agent's milestone)."""
+        if len(results) == 1:
+            return results[0]
+        run = self._run_result(results, seconds)
+        self._write_summary(self.run_dir, run, **self._summary_fields(None), per_agent=[
+            dict(seed=a.seed, **dataclasses.asdict(a.milestone), reward_100=r.reward_100, solved=r.solved)
+            for a, r in zip(self.agents, results)])
         return run
 
     def _run_result(self, results: list[RunResult], seconds: float) -> RunResult:
@@ -308,22 +260,3 @@ class GraphTrainer:
         return RunResult(self.run_dir, self.export_path, sum(r.env_steps for r in results),
                          sum(r.episodes for r in results), statistics.median(finite) if finite else math.nan,
                          all(r.solved for r in results), seconds, self.signals.received)
-
-    def _write_summary(self, folder: str, result: RunResult, milestone: Milestone | None, **extra) -> None:
-        p = self.progress
-        write_json_atomically(os.path.join(folder, "summary.json"), {
-            **result.__dict__, "steps_per_s": result.steps_per_s, "updates": p.updates,
-            "nonfinite_updates": p.nonfinite_updates, "compile_seconds": p.compile_seconds,
-            "backend": "graph", "num_seeds": len(self.agents),
-            **({} if milestone is None else dataclasses.asdict(milestone)), **extra})
-
-    def _export(self, k: int, agent: Agent, result: RunResult) -> None:
-        """Agent k's policy through the same exporter as a gymnasium run (its best evaluated one with --export-best)."""
-        self.learner.policy.load_agent(k)
-        state = agent.evaluator.state
-        exported_from = {"env_steps": result.env_steps, "eval_reward": state.eval_reward if state.evaluations else None}
-        if agent.evaluator.best_is_better():
-            restore_variables(self.template, agent.evaluator.best_variables)
-            exported_from = {"env_steps": state.best_env_steps, "eval_reward": state.best_reward}
-        metadata = policy_metadata(agent.config, self.template, self.spaces, result, exported_from)
-        export_policy(self.template, metadata, agent.export_path, overwrite=True)

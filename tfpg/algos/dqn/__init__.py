@@ -1,1 +1,4 @@
 """dqn"""
+from tfpg.algos.dqn.algorithm import DQN
+
+__all__ = ["DQN"]

@@ -20,125 +20,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfpg.models import networks
 from tfpg.algos.base import Algorithm, Iteration
+from tfpg.algos.capabilities import Distributable
+from tfpg.algos.dqn.config import DQNConfig
+from tfpg.algos.dqn.presets import PRESETS
 from tfpg.core.checkpoint import rng_state_from_array, rng_state_to_array
-from tfpg.config.run import LearnerConfig, Preset
-from tfpg.core.errors import ConfigError
-from tfpg.config.options import option
-from tfpg.experience.replay import PixelReplayBuffer, ReplayBuffer
-from tfpg.experience.collectors import TransitionCollector
 from tfpg.envs.stepping import VecStepper
-
-
-@dataclass
-class DQNConfig(LearnerConfig):
-    """DQN (Mnih et al. 2015): Q-learning with experience replay and a target network (module docstring)."""
-
-    algo: str = "dqn"
-    # The fallback defaults (no preset for the env) are the rl-baselines3-zoo's shared setting for the
-    # classic-control / Box2D envs with a small state (hyperparams/dqn.yml, its Acrobot-v1 and
-    # LunarLander-v3 entries) with Stable-Baselines3's DQN defaults (Huber, max_grad_norm 10, Adam eps
-    # 1e-8): 256-256 MLP, Adam 6.3e-4, batch 128, replay 50k, 4 gradient steps every 4 env steps,
-    # target overwritten every 250 env steps (= 250 gradient steps here), epsilon 1 -> 0.1 over 12k steps; and the
-    # Double DQN target (below).
-    num_envs: int = 1
-    hidden: tuple[int, ...] = (256, 256)
-    lr: float = 6.3e-4
-    adam_eps: float = 1e-8
-    grad_clip: float = 10.0
-    buffer_size: int = option(50_000, "replay capacity in transitions, FIFO", low=1)
-    learning_starts: int = option(1_000, "env steps of uniformly random actions before the first update", low=0)
-    batch_size: int = option(128, "transitions per gradient step", low=1)
-    train_freq: int = option(4, "vector env steps between updates", low=1)
-    gradient_steps: int = option(4, "gradient steps per update", low=1)
-    target_sync: int = option(250, "applied gradient steps between target-network updates", low=1)
-    tau: float = option(1.0, "target <- tau*online + (1-tau)*target at each sync; 1 = overwrite", low=0.0,
-                        low_open=True, high=1.0)
-    loss: str = option("huber", "TD loss: mse, or huber (quadratic within 1, linear outside)", choices=("mse", "huber"))
-    # Double DQN by default (the presets pin their sources' plain target): without a preset, MountainCar-v0's
-    # greedy return after the zoo's 120k steps was -111.8, -200, -99.5 (seeds 0-2) with it and -141.9, -200, -200
-    # without; Acrobot-v1 -73.4 and LunarLander-v3 193.2 with it, -67.5 and 218.8 without (README).
-    double: bool = option(True, "Double DQN target: the online net picks a', the target net values it")
-    eps_start: float = option(1.0, "initial exploration rate", low=0.0, high=1.0)
-    eps_end: float = option(0.1, "final exploration rate", low=0.0, high=1.0)
-    eps_decay_steps: int = option(12_000, "env steps from --eps-start to --eps-end", low=1)
-    eps_schedule: str = option("linear", "linear or exponential (geometric) decay", choices=("linear", "exponential"))
-    worker_eps: float = option(0.0, "with --workers N, after the warm-up worker i explores with its own fixed "
-                                    "epsilon_i = e^(1 + --worker-eps-alpha * i / (N - 1)), e = this value (Ape-X's "
-                                    "per-actor epsilons), instead of the run's schedule; 0 = the schedule",
-                               low=0.0, high=1.0)
-    worker_eps_alpha: float = option(7.0, "alpha of --worker-eps: the last worker's epsilon is e^(1 + alpha)", low=0.0)
-    log_every: int = option(1_000, "env steps between logged diagnostics", low=1)
-    checkpoint_replay: bool = option(True, "store the replay buffer in checkpoints: exact resume, at the cost of the "
-                                           "buffer's size on disk per checkpoint; without it a resumed run refills "
-                                           "--learning-starts steps with the current epsilon-greedy policy")
-
-    @classmethod
-    def group_title(cls) -> str:
-        return "dqn"
-
-    def check(self) -> None:
-        super().check()
-        if self.buffer_size < self.num_envs:
-            raise ConfigError(f"--buffer-size ({self.buffer_size}) must hold at least one vector step "
-                              f"(--num-envs {self.num_envs})")
-        if self.worker_eps and not self.workers:
-            raise ConfigError("--worker-eps sets the epsilon of each Ray rollout worker: add --workers N, or use the "
-                              "--eps-* schedule")
-        if self.worker_eps_alpha != type(self).worker_eps_alpha and not self.worker_eps:
-            raise ConfigError("--worker-eps-alpha shapes the per-worker epsilons of --worker-eps: add --worker-eps E")
-        if self.eps_schedule == "exponential" and min(self.eps_start, self.eps_end) <= 0:
-            raise ConfigError("--eps-schedule exponential needs --eps-start and --eps-end > 0 (a geometric decay "
-                              "never reaches 0); use linear or a small positive --eps-end")
-
-
-ZOO = ("rl-baselines3-zoo hyperparams/dqn.yml `atari` entry with Stable-Baselines3 DQN defaults (gamma 0.99, Huber, "
-       "max_grad_norm 10, Adam eps 1e-8); the zoo counts target_update_interval in env steps, tfpg in gradient steps "
-       "(1000 / 4 = 250). Not ported: its EpisodicLifeEnv and FireResetEnv (gymnasium's terminal_on_life_loss "
-       "restarts the whole game, so it stays off and reward_100 is the game score)")
-
-PRESETS = (
-    # Few large updates, as in Stable-Baselines3's zoo: 128 gradient steps (one compiled call) every 256 env
-    # steps, the target overwritten once per update; the zoo's 256-256 network (64-64 reached a greedy 475
-    # within 50k steps on 1 seed of 3 on this machine, 256-256 on 3 of 3).
-    Preset("dqn-cartpole", "dqn", "DQN on CartPole-v1 tuned for wall-clock speed to a greedy evaluation mean >= 475",
-           "tfpg's own tuning (README results table, benchmarks/cartpole_dqn.py)",
-           dict(env_id="CartPole-v1", num_envs=4, hidden=(256, 256), lr=2.3e-3, gamma=0.99, buffer_size=50_000,
-                learning_starts=1_000, batch_size=64, train_freq=64, gradient_steps=128, target_sync=128, tau=1.0,
-                loss="huber", double=False, grad_clip=10.0, eps_start=1.0, eps_end=0.04, eps_decay_steps=8_000,
-                eps_schedule="linear", eval_every=2_500, eval_episodes=10, stop_on="eval", stop_reward=475.0,
-                total_steps=100_000,
-                adam_eps=1e-07), default=True),
-    Preset("hwang-dqn-cartpole", "dqn",
-           "the DQN post's CartPole setup: replay 50,000, random warm-up, target overwritten every 10 updates, "
-           "gamma 0.99, MSE loss, decaying epsilon",
-           "H. Hwang, blog post \"Reinforcement Learning_[5]\" (DQN on CartPole, PyTorch); values the post leaves "
-           "open (network, batch, lr, warm-up length, epsilon schedule) are tfpg's choices",
-           dict(env_id="CartPole-v1", num_envs=1, hidden=(64, 64), lr=1e-3, gamma=0.99, buffer_size=50_000,
-                learning_starts=1_000, batch_size=64, train_freq=1, gradient_steps=1, target_sync=10, tau=1.0,
-                loss="mse", double=False, grad_clip=0.0, eps_start=1.0, eps_end=0.05, eps_decay_steps=10_000,
-                eps_schedule="linear", stop_on="train", stop_reward=475.0, total_steps=200_000,
-                adam_eps=1e-07),
-           replaces=("seed001-dqn-cartpole",)),
-    *(Preset(f"zoo-dqn-{game.lower()}", "dqn",
-             f"DQN on {game} (Nature CNN): replay 100k, Adam 1e-4, batch 32, 100k random steps first, a gradient "
-             "step every 4 env steps, target overwritten every 1,000 env steps, epsilon 1 -> 0.01 over the first 10% "
-             "of 10M steps, Huber, gamma 0.99, grad clip 10; replay not checkpointed (about 0.7 GB)", ZOO,
-             dict(env_id=f"ALE/{game}-v5", num_envs=1, hidden=(512,), lr=1e-4, adam_eps=1e-8, gamma=0.99,
-                  buffer_size=100_000, learning_starts=100_000, batch_size=32, train_freq=4, gradient_steps=1,
-                  target_sync=250, tau=1.0, loss="huber", double=False, grad_clip=10.0, eps_start=1.0, eps_end=0.01,
-                  eps_decay_steps=1_000_000, eps_schedule="linear", log_every=10_000, checkpoint_replay=False,
-                  total_steps=10_000_000), default=True, replaces=(f"dqn-{game.lower()}",))
-      for game in ("Pong", "Breakout")),
-)
+from tfpg.experience.collectors import TransitionCollector
+from tfpg.experience.replay import PixelReplayBuffer, ReplayBuffer
+from tfpg.models import networks
 
 
 class QPolicy:
@@ -338,7 +234,7 @@ class DQNActor:
         self.rng = np.random.default_rng(seed)
 
 
-class DQN(Algorithm):
+class DQN(Algorithm, Distributable):
     """One iteration = one vector step (epsilon-greedy), stored in the replay, and every
     --train-freq vector steps one compiled update of --gradient-steps TD steps."""
 
@@ -347,7 +243,6 @@ class DQN(Algorithm):
     action_spaces = (gym.spaces.Discrete,)
     loss_metric = "td_loss"
     presets = PRESETS
-    distributable = True
 
     @classmethod
     def actor(cls, config: DQNConfig, spaces, stepper: VecStepper) -> DQNActor:

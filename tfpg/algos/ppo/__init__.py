@@ -1,1 +1,4 @@
 """ppo"""
+from tfpg.algos.ppo.algorithm import PPO
+
+__all__ = ["PPO"]

@@ -1,1 +1,4 @@
 """reinforce"""
+from tfpg.algos.reinforce.algorithm import Reinforce
+
+__all__ = ["Reinforce"]

@@ -44,180 +44,22 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.maths import returns as returns_lib
-from tfpg.algos.base import Algorithm, Iteration, PolicyActor
-from tfpg.models.baselines import BASELINE_KINDS, explained_variance, make_baseline
+from tfpg.algos.base import Algorithm, Iteration
+from tfpg.algos.capabilities import Distributable, GraphTrainable, PolicyActor
+from tfpg.algos.reinforce.config import ReinforceConfig
+from tfpg.algos.reinforce.graph import GraphReinforce, graph_refusal
+from tfpg.algos.reinforce.presets import PRESETS
 from tfpg.core.checkpoint import rng_state_from_array, rng_state_to_array
-from tfpg.config.run import PolicyGradientConfig, Preset
 from tfpg.core.errors import ConfigError
+from tfpg.experience.collectors import EpisodeCollector, NStepCollector
+from tfpg.maths import returns as returns_lib
+from tfpg.maths.schedules import adapt_learning_rate
+from tfpg.models.baselines import explained_variance, make_baseline
 from tfpg.models.networks import is_image_space
 from tfpg.models.normalization import RewardNormalizer
-from tfpg.config.options import option
 from tfpg.models.policies import make_policy, policy_kind
-from tfpg.experience.collectors import EpisodeCollector, NStepCollector
-from tfpg.maths.schedules import adapt_learning_rate
 
 tfd = tfp.distributions
-
-
-@dataclass
-class ReinforceConfig(PolicyGradientConfig):
-    """The policy-gradient family: REINFORCE and the book's vanilla N-step PG (see the module docstring)."""
-
-    algo: str = "reinforce"
-    # The fallback defaults (an env without a preset) are the robust settings, not the book's naive ones:
-    # a critic with GAE(0.95) returns (on standardised targets) and standardised advantages, observations
-    # normalised, 2048-step batches reused for up to 10 epochs of 256-step minibatches until the batch KL
-    # passes 0.02. The book's REINFORCE is `--preset book-cartpole-reinforce`.
-    hidden: tuple[int, ...] = (64, 64)
-    lr: float = 1e-3
-    activation: str = "tanh"
-    normalize_obs: bool = True
-    # 80 full-batch Adam steps per batch, not 10: with 10 the critic barely moved between batches, its values
-    # stayed flat and MountainCar-v0's flag was never found (-200 after 1M steps), Pendulum-v1 ended at -332;
-    # with 80 (no preset, seed 0) MountainCar -109 after 1M, Pendulum -199, and Acrobot, LunarLander and
-    # MountainCarContinuous learned too (README). A critic that fits is what makes GAE's advantages informative.
-    critic_epochs: int = 80
-    normalize: bool = True
-    target_kl: float = 0.02
-    # The lr follows each batch's sampled KL(pi_old || pi) (/ 1.5 above 2 --target-kl, x 1.5 back up to --lr below
-    # half of it): --target-kl stops later epochs but cannot bound the first, whose 8 minibatch steps at 1e-3 reached
-    # a KL of 0.25-2.0 on Pendulum-v1 (seed 2) after 830k steps and undid the swing-up (greedy -689 after 1M; with
-    # it -162). With it every no-preset REINFORCE pair cleared its bar on seeds 0-2 (README, fallback defaults).
-    kl_adaptive_lr: bool = True
-    log_std_lr: float = option(0.0, "Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the "
-                                    "policy's optimizer and --lr", low=0.0, high=1.0)
-    std_ceiling: float = option(0.0, "Gaussian policy: cap sigma by a ceiling falling log-linearly from "
-                                     "exp(--log-std-init) to this value over --std-ceiling-steps env steps (the "
-                                     "log-std stays trainable below it); 0 = no ceiling", low=0.0)
-    std_ceiling_steps: int = option(500_000, "env steps over which the --std-ceiling falls", low=1)
-    returns: str = option("lambda", "reward_to_go: G_t from step t on; total: G_0 for every step (CS285); "
-                                          "nstep: the next --n-steps discounted rewards, no complete episodes needed; "
-                                          "lambda: TD(lambda) returns from the learned baseline (GAE advantages)",
-                          choices=("reward_to_go", "total", "nstep", "lambda"))
-    n_steps: int = option(10, "window of --returns nstep (the book's REWARD_STEPS)", low=1)
-    update: str = option("minibatch", "batch: one step on the mean over all steps (1/sum T_i); episode: one step per "
-                                  "episode (1/T); step: one step per transition; minibatch: one step per shuffled "
-                                  "minibatch of --minibatch-size steps", choices=("batch", "episode", "step", "minibatch"))
-    episodes_per_update: int = option(1, "complete episodes in each update batch", low=1)
-    steps_per_update: int = option(2048, "collect at least this many steps of complete episodes per update; with "
-                                      "--returns nstep, the transitions per batch", low=0)
-    baseline: str = option("critic", "b(s) subtracted from returns: none, mean (of all returns seen), moving (mean of "
-                                   "the last --baseline-window), linear (scikit-learn LinearRegression on states), "
-                                   "critic (Keras value network)", choices=BASELINE_KINDS)
-    baseline_window: int = option(1_000_000, "transitions in the moving baseline", low=1)
-    critic_normalize: bool = option(True, "fit the critic on standardised returns (running mean/std of its targets) "
-                                           "and scale its output back, so the reward's scale does not slow it down")
-    reuse_epochs: int = option(10, "gradient steps per batch; > 1 weights each term by pi/pi_old (importance "
-                                  "sampling)", low=1)
-    is_clip: float = option(2.0, "truncate importance ratios at this value; 0 = off", low=0.0)
-    grad_var_every: int = option(0, "log grad_var, the variance of per-episode gradient estimates, every N updates; "
-                                    "0 = off", low=0)
-
-    @classmethod
-    def group_title(cls) -> str:
-        return "reinforce (policy gradient)"
-
-    def check(self) -> None:
-        super().check()
-        if self.std_ceiling and self.std_ceiling >= float(np.exp(self.log_std_init)):
-            raise ConfigError(f"--std-ceiling {self.std_ceiling} must be below the initial sigma exp(--log-std-init) "
-                              f"= {np.exp(self.log_std_init):.3g}, or 0 for no ceiling")
-        if self.returns == "lambda" and self.baseline not in ("linear", "critic"):
-            raise ConfigError("--returns lambda needs a learned value function: add --baseline critic (or linear)")
-        if self.returns == "nstep" and self.update == "episode":
-            raise ConfigError("--update episode needs complete episodes; use --returns reward_to_go or total, "
-                              "or --update batch")
-        if self.returns == "nstep" and self.normalize_reward:
-            raise ConfigError("--normalize-reward scales the rewards of complete episodes; with --returns nstep use "
-                              "--normalize-reward false")
-        if self.returns == "nstep" and self.steps_per_update <= 0:
-            raise ConfigError("--returns nstep needs --steps-per-update (transitions per batch), e.g. 8")
-
-
-BOOK = "M. Lapan, Deep Reinforcement Learning Hands-On, 2nd ed. (Packt, 2020), ch. 11 \"Policy Gradients\""
-
-PRESETS = (
-    Preset("cartpole-reinforce", "reinforce",
-           "REINFORCE on CartPole-v1 tuned for wall-clock speed to reward_100 >= 475",
-           "tfpg's own tuning (benchmarks/cartpole_reinforce.py, README results table)",
-           dict(env_id="CartPole-v1", num_envs=128, hidden=(128,), lr=0.02, gamma=0.99, episodes_per_update=32,
-                returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
-                activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False), default=True),
-    Preset("cartpole-reinforce-graph", "reinforce",
-           "REINFORCE on CartPole-v1 with --backend graph: 64 in-graph envs x 64-step rollouts, each iteration one "
-           "XLA program; reward-to-go cut at the rollout's end, standardised",
-           "tfpg's own tuning (benchmarks/graph_cartpole.py, README in-graph results)",
-           dict(env_id="CartPole-v1", backend="graph", num_envs=64, rollout_steps=64, hidden=(64,), lr=0.02, gamma=0.99,
-                episodes_per_update=4, returns="reward_to_go", normalize=True, stop_reward=475.0, total_steps=1_000_000,
-                activation="relu", baseline="none", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                steps_per_update=0, target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False)),
-    Preset("book-cartpole-reinforce", "reinforce",
-           "the book's REINFORCE: 128 hidden, Adam 0.01, gamma 0.99, 4 episodes/update, no baseline",
-           f"{BOOK}, script Chapter11/02_cartpole_reinforce.py",
-           dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.01, gamma=0.99, episodes_per_update=4,
-                returns="reward_to_go", normalize=False, baseline="none", stop_reward=475.0, total_steps=1_000_000,
-                activation="relu", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1, steps_per_update=0,
-                target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False),
-           replaces=("seed000-cartpole-reinforce",)),
-    Preset("book-cartpole-pg", "reinforce",
-           "the book's vanilla PG: 10-step returns, batches of 8 transitions, mean baseline, entropy 0.01, Adam 0.001",
-           f"{BOOK}, script Chapter11/04_cartpole_pg.py",
-           dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=0.001, gamma=0.99, returns="nstep", n_steps=10,
-                steps_per_update=8, baseline="mean", entropy_beta=0.01, normalize=False, stop_reward=475.0,
-                total_steps=1_000_000,
-                activation="relu", critic_epochs=1, episodes_per_update=4, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False),
-           replaces=("seed000-cartpole-pg",)),
-    Preset("fastcampus-batch-reinforce", "reinforce",
-           "batch-episodic REINFORCE: update every 2 episodes over sum T_i, gamma 1, normalised returns, 128 hidden",
-           "blog post \"29. Policy Gradient 실습 2\" (Policy Gradient practice 2: Batch REINFORCE), notes on the "
-           "Fastcampus reinforcement-learning course; the post gives no learning rate, 2e-4 used",
-           dict(env_id="CartPole-v1", num_envs=1, hidden=(128,), lr=2e-4, gamma=1.0, update="batch",
-                episodes_per_update=2, returns="reward_to_go", normalize=True, baseline="none", stop_reward=475.0,
-                total_steps=1_000_000,
-                activation="relu", critic_epochs=1, is_clip=0.0, normalize_obs=False, reuse_epochs=1, steps_per_update=0,
-                target_kl=0.0, critic_normalize=False, kl_adaptive_lr=False),
-           replaces=("seed002-batch-reinforce",)),
-    # KL-stopped reuse of large minibatches: each epoch is a small step, so --target-kl can stop the batch
-    # before the policy moves far (the one-step-per-episode update collapsed on seed 1). The sigma ceiling
-    # lets the sampling policy come to rest (the +100 landing bonus); the KL-adaptive lr keeps the steps
-    # safe as sigma falls.
-    Preset("lunarlander-pg", "reinforce",
-           "Gaussian PG on LunarLanderContinuous-v3 to reward_100 >= 200: GAE(0.98) from a Keras critic, KL-stopped "
-           "minibatch reuse with a KL-adaptive lr, sigma capped by a ceiling falling to 0.3",
-           "tfpg's own tuning (README, LunarLanderContinuous results, run V1)",
-           dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=16, vector_mode="sync", hidden=(64, 64),
-                activation="tanh", normalize_obs=True, gamma=0.999, returns="lambda", gae_lambda=0.98,
-                baseline="critic", critic_hidden=(64, 64), critic_lr=1e-3, critic_epochs=20, normalize=True,
-                steps_per_update=8000, episodes_per_update=1, update="minibatch", minibatch_size=2000, reuse_epochs=10,
-                target_kl=0.02, kl_adaptive_lr=True, is_clip=2.0, lr=3e-4, grad_clip=0.5, entropy_beta=0.0,
-                std_ceiling=0.3, std_ceiling_steps=400_000, stop_reward=200.0, total_steps=2_000_000,
-                eval_every=100_000, eval_episodes=10,
-                critic_normalize=False), default=True),
-    Preset("gaussian-pg-lunarlander", "reinforce",
-           "the post's Gaussian REINFORCE: mean net 32-32 relu, free log-std, gamma 0.97, >= 3000 steps of complete "
-           "episodes per update, scikit-learn linear baseline, standardised advantages, Adam 1e-3",
-           "blog post \"Gaussian Policy Gradient (PG)\" on LunarLanderContinuous (TF1 + Keras + scikit-learn, "
-           "Colab notebook); TF1 Adam defaults (eps 1e-8)",
-           dict(env_id="LunarLanderContinuous-v3", policy="gaussian", num_envs=8, vector_mode="sync", hidden=(32, 32),
-                activation="relu", normalize_obs=False, gamma=0.97, returns="reward_to_go", baseline="linear",
-                normalize=True, steps_per_update=3000, episodes_per_update=1, update="batch", lr=1e-3, adam_eps=1e-8,
-                entropy_beta=0.0, grad_clip=0.0, stop_reward=200.0, total_steps=1_500_000,
-                critic_epochs=1, is_clip=0.0, reuse_epochs=1, target_kl=0.0, critic_normalize=False, kl_adaptive_lr=False),
-           replaces=("seed004-lunarlander",)),
-    Preset("book-pong-pg", "reinforce",
-           "the book's PG on Pong: 32 envs, Nature CNN, Adam 1e-4 (eps 1e-3), entropy 0.01, batches of 128 "
-           "transitions, 10-step returns, moving baseline over 1,000,000 transitions, grad clip 0.1, stop at 18",
-           f"{BOOK}, script Chapter11/05_pong_pg.py, on ALE/Pong-v5 built as NoFrameskip-v4",
-           dict(env_id="ALE/Pong-v5", num_envs=32, hidden=(512,), lr=1e-4, adam_eps=1e-3, gamma=0.99,
-                entropy_beta=0.01, steps_per_update=128, returns="nstep", n_steps=10, baseline="moving",
-                baseline_window=1_000_000, grad_clip=0.1, normalize=False, stop_reward=18.0, total_steps=10_000_000,
-                activation="relu", critic_epochs=1, episodes_per_update=4, is_clip=0.0, normalize_obs=False, reuse_epochs=1,
-                target_kl=0.0, update="batch", critic_normalize=False, kl_adaptive_lr=False),
-           default=True),
-)
 
 
 def gradient_stats(grads) -> dict:
@@ -371,7 +213,7 @@ class Batch:
     groups: list[slice]
 
 
-class Reinforce(Algorithm):
+class Reinforce(Algorithm, Distributable, GraphTrainable):
     """REINFORCE / vanilla PG: collect a batch, estimate returns, subtract a baseline, take the
     policy-gradient steps of the chosen update rule, refit the baseline."""
 
@@ -380,7 +222,6 @@ class Reinforce(Algorithm):
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
     loss_metric = "loss_policy"
     presets = PRESETS
-    distributable = True
 
     @classmethod
     def check_spaces(cls, config: ReinforceConfig, spaces) -> None:
@@ -591,184 +432,3 @@ class Reinforce(Algorithm):
                                                     advantages, batch.groups)
         return metrics
 
-
-# --- the graph backend (--backend graph): fixed-horizon rollouts of K stacked agents -------------------------
-def graph_refusal(config: ReinforceConfig) -> str | None:
-    """The options `--backend graph` does not implement for REINFORCE, as a one-line refusal; None if all are.
-
-    Implemented: --returns reward_to_go / lambda, --baseline none / critic, --update batch, --normalize,
-    --entropy-beta, --grad-clip, --critic-*, both policies. The batch is --num-envs x --rollout-steps
-    transitions (--episodes-per-update and --steps-per-update are for --backend gym)."""
-    from tfpg.backends.graph.stacked import refusal_line
-
-    # all of them in one line: the fallback defaults (no preset) trip several at once
-    return refusal_line("reinforce", (
-        (config.returns not in ("reward_to_go", "lambda"), f"--returns {config.returns}", "--returns reward_to_go or lambda"),
-        (config.baseline not in ("none", "critic"), f"--baseline {config.baseline}", "--baseline none or critic"),
-        (config.update != "batch", f"--update {config.update}", "--update batch"),
-        (config.reuse_epochs != 1, "--reuse-epochs", "--reuse-epochs 1"),
-        (config.normalize_obs, "--normalize-obs", "--normalize-obs false"),
-        (config.normalize_reward, "--normalize-reward", "--normalize-reward false"),
-        (bool(config.std_ceiling), "--std-ceiling", "--std-ceiling 0"),
-        (bool(config.log_std_lr), "--log-std-lr", "--log-std-lr 0"),
-        (bool(config.target_kl) or config.kl_adaptive_lr, "--target-kl / --kl-adaptive-lr",
-         "--target-kl 0 --kl-adaptive-lr false"),
-        (bool(config.grad_var_every), "--grad-var-every", "--grad-var-every 0"),
-    ))
-
-
-def per_agent_gradient_stats(grads) -> dict:
-    """gradient_stats for each agent k of stacked gradients g_v [K, ...]: grad_l2 [K], grad_max [K], and the
-    global norm ||g[k]||_2 [K] that --grad-clip bounds."""
-    axes = [list(range(1, g.shape.rank)) for g in grads]
-    rms = [tf.sqrt(tf.reduce_mean(tf.square(g), axis=a)) for g, a in zip(grads, axes)]
-    return {"grad_l2": tf.add_n(rms) / len(rms),
-            "grad_max": tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(g), axis=a) for g, a in zip(grads, axes)]), 0),
-            "norm": tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=a) for g, a in zip(grads, axes)]))}
-
-
-def clip_per_agent(grads, norms, clip: float):
-    """tf.clip_by_global_norm for each agent: g[k] * clip / max(||g[k]||, clip)."""
-    scale = clip / tf.maximum(norms, clip)
-    return [g * tf.reshape(scale, [-1] + [1] * (g.shape.rank - 1)) for g in grads]
-
-
-class GraphReinforce:
-    """The REINFORCE learner of the graph backend, for K agents with stacked weights (`tfpg.backends.graph.stacked`).
-
-    On a rollout [T, K, N]: V from the critic (fitted on earlier batches; 0 without one), then
-        (A, G) = fixed_horizon_advantages(r, V, ..., lambda)   lambda = 1 for reward_to_go, --gae-lambda for lambda
-    an episode still running at the end of the rollout bootstraps with gamma^j V(s_T) (nothing without a
-    critic: its reward-to-go is cut there), a time-limit end with V(final obs). A = G - V, standardised per
-    agent with --normalize; one Adam step on sum_k loss_total_k (each agent's gradient is its own), clipped
-    per agent; then --critic-epochs steps of 0.5 mean (V - G)^2.
-    """
-
-    def __init__(self, config: ReinforceConfig, spaces, template, seeds: list[int]):
-        from tfpg.backends.graph.stacked import StackedMLP, StackedPolicy
-        from tfpg.models.networks import mlp, torso_for
-
-        self.config = config
-        self.rollout_steps = config.rollout_steps   # T of the rollout the trainer hands to learn()
-        models, critics = [], []
-        for seed in seeds:   # the models a --backend gym run with this seed starts from, in the same order
-            keras.utils.set_random_seed(seed)
-            models.append(torso_for(spaces.observation_space, config.hidden, template.output_dim(spaces.action_space),
-                                    name="policy", output_scale=0.01, activation=config.activation))
-            if config.baseline == "critic":
-                critics.append(mlp(int(spaces.observation_space.shape[0]), config.critic_hidden, 1, name="critic",
-                                   activation=config.critic_activation))
-        log_stds = None if template.kind != "gaussian" else [template.log_std.numpy()] * len(seeds)
-        self.policy = StackedPolicy(template, models, log_stds)
-        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
-        self.optimizer.build(self.policy.variables)
-        self.critic = StackedMLP(critics, "critic") if critics else None
-        if self.critic is not None:
-            self.critic_optimizer = keras.optimizers.Adam(learning_rate=config.critic_lr)
-            self.critic_optimizer.build(self.critic.variables)
-
-    @property
-    def trackables(self) -> dict:
-        extra = {} if self.critic is None else {"critic": self.critic.variables,
-                                                 "critic_optimizer": self.critic_optimizer}
-        return {"policy": self.policy.variables, "optimizer": self.optimizer, **extra}
-
-    def values(self, obs):
-        """V(s) for time-major observations [T, K, N, obs] (or [K, N, obs]); zeros without a critic."""
-        if self.critic is None:
-            return tf.zeros(tf.shape(obs)[:-1])
-        if obs.shape.rank == 3:
-            return self.critic(obs)[..., 0]
-        t, k, n = tf.unstack(tf.shape(obs)[:3])
-        flat = tf.reshape(tf.transpose(obs, [1, 0, 2, 3]), [k, t * n, -1])
-        return tf.transpose(tf.reshape(self.critic(flat)[..., 0], [k, t, n]), [1, 0, 2])
-
-    def learn(self, rollout) -> tuple[dict, tf.Tensor]:
-        """One update of every agent on its rollout: ({metric: [K]}, whether the step was applied)."""
-        from tfpg.backends.graph.stacked import agent_major, fixed_horizon_advantages
-
-        config = self.config
-        values = self.values(rollout.obs)
-        lam = config.gae_lambda if config.returns == "lambda" else 1.0
-        advantages, returns = fixed_horizon_advantages(
-            rollout.rewards, values, rollout.terminated, rollout.truncated, self.values(rollout.final_obs),
-            self.values(rollout.last_obs), config.gamma, lam)
-        advantages, returns, values = agent_major(advantages), agent_major(returns), agent_major(values)
-        if config.normalize:
-            mean, var = tf.nn.moments(advantages, axes=[1], keepdims=True)
-            advantages = (advantages - mean) / (tf.sqrt(var) + 1e-8)
-        obs, actions = agent_major(rollout.obs), agent_major(rollout.actions)
-        metrics, finite = self._policy_step(obs, actions, advantages)
-        metrics.update(baseline=tf.reduce_mean(values, 1), batch_scales=tf.reduce_mean(advantages, 1),
-                       batch_scales_std=tf.math.reduce_std(advantages, 1), returns_mean=tf.reduce_mean(returns, 1))
-        metrics["reuse/epochs"] = tf.ones_like(metrics["entropy"])   # as --backend gym logs it: one pass
-        if self.critic is not None:
-            metrics.update(self._critic_steps(obs, returns, values))
-        return metrics, finite
-
-    def _policy_step(self, obs, actions, advantages):
-        """One Adam step of every agent on loss_total_k = -mean(A log pi) - beta H, the gradients agent by agent
-        (`per_agent_gradients`); then, with the new weights, KL(before || after) and kl_old per agent."""
-        from tfpg.backends.graph.stacked import one_agent, per_agent_gradients
-
-        policy, config = self.policy, self.config
-        variables = policy.variables
-
-        def agent_loss(weights, batch):   # one agent's [B, ...], or [1, B, ...] (graph_backend.one_agent)
-            obs_k, actions_k, advantages_k = batch
-            params = policy.params(obs_k, weights)
-            dist = policy.distribution(params)
-            log_probs = dist.log_prob(actions_k)
-            entropy = tf.reduce_mean(dist.entropy(), -1)
-            loss_policy = -tf.reduce_mean(advantages_k * log_probs, -1)
-            loss_entropy = -config.entropy_beta * entropy
-            return loss_policy + loss_entropy, {"loss_policy": loss_policy, "loss_entropy": loss_entropy,
-                                                "entropy": entropy, "log_probs": log_probs, "params": params}
-
-        aux_dtypes = {name: tf.float32 for name in ("loss_policy", "loss_entropy", "entropy", "log_probs")}
-        aux_dtypes["params"] = {name: tf.float32 for name in policy.param_names}
-        grads, loss_total, aux = per_agent_gradients(agent_loss, variables, (obs, actions, advantages), aux_dtypes)
-        stats = per_agent_gradient_stats(grads)
-        if config.grad_clip > 0:
-            grads = clip_per_agent(grads, stats["norm"], config.grad_clip)
-        # A NaN/inf step would destroy the weights and Adam's moments: skip it (for all agents: one Adam).
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [loss_total, *grads]])
-
-        def apply():
-            self.optimizer.apply_gradients(zip(grads, variables))
-            return tf.constant(True)
-
-        finite = tf.cond(finite, apply, lambda: tf.constant(False))
-
-        def agent_kl(args):
-            weights, before, obs_k, actions_k, log_probs_k = args
-            after = policy.distribution(policy.params(obs_k, weights))
-            return tf.stack([tf.reduce_mean(tfd.kl_divergence(policy.distribution(before), after), -1),
-                             tf.reduce_mean(log_probs_k - after.log_prob(actions_k), -1)], -1)
-
-        kl = tf.map_fn(one_agent(agent_kl, variables[0].shape[0]),
-                       ([v.value() for v in variables], aux["params"], obs, actions, aux["log_probs"]),
-                       fn_output_signature=tf.float32)
-        entropy = aux["entropy"]
-        metrics = {"loss_policy": aux["loss_policy"], "loss_entropy": aux["loss_entropy"], "loss_total": loss_total,
-                   "entropy": entropy, "kl": kl[:, 0], "kl_old": kl[:, 1], "ratio_mean": tf.ones_like(entropy),
-                   "grad_l2": stats["grad_l2"], "grad_max": stats["grad_max"]}
-        if policy.log_std is not None:
-            metrics.update({f"policy/std_{d}": tf.exp(policy.log_std[:, d]) for d in range(policy.log_std.shape[1])})
-        return metrics, finite
-
-    def _critic_steps(self, obs, returns, values) -> dict:
-        """--critic-epochs Adam steps on 0.5 mean_t (V(s_t) - G_t)^2 per agent; the loss of the first, and the
-        explained variance 1 - Var(G - V) / Var(G) of the values used for this batch."""
-        losses = []
-        for _ in range(self.config.critic_epochs):
-            with tf.GradientTape() as tape:
-                loss = 0.5 * tf.reduce_mean(tf.square(self.critic(obs)[..., 0] - returns), 1)
-                summed = tf.reduce_sum(loss)
-            grads = tape.gradient(summed, self.critic.variables)
-            self.critic_optimizer.apply_gradients(zip(grads, self.critic.variables))
-            losses.append(loss)
-        var_returns = tf.math.reduce_variance(returns, 1)
-        explained = 1.0 - tf.math.reduce_variance(returns - values, 1) / var_returns
-        return {"value_loss": losses[0],
-                "explained_variance": tf.where(var_returns > 0, explained, float("nan"))}

@@ -17,82 +17,26 @@ shuffled --minibatch-size minibatches of Adam steps (--critic-lr) on mean (V_phi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 import tensorflow as tf
 
-from tfpg.algos.actor_critic import ActorCritic, ActorCriticConfig, apply_if_finite, built_optimizer
+from tfpg.algos.actor_critic import ActorCritic, apply_if_finite, built_optimizer
 from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
 from tfpg.algos.base import Iteration
-from tfpg.config.run import Preset
+from tfpg.algos.trpo.config import NPGConfig, TRPOConfig
+from tfpg.algos.trpo.presets import PRESETS
 from tfpg.maths.losses import value_estimation_loss
-from tfpg.maths.natural_gradient import (LineSearchResult, assign_flat, backtracking_line_search, flat_gradient, flat_params,
-                                   importance_surrogate, make_natural_direction, mean_kl, natural_step, params_spec)
-from tfpg.config.options import option
-
-
-@dataclass
-class TRPOConfig(ActorCriticConfig):
-    """TRPO: natural step + backtracking line search on the KL trust region (see the module docstring)."""
-
-    algo: str = "trpo"
-    minibatch_size: int = 128
-    critic_epochs: int = 10
-    critic_lr: float = 1e-3
-    grad_clip: float = 0.0
-    max_kl: float = option(0.01, "delta: the trust region, mean KL(pi_old || pi_new) over the batch", low=0.0,
-                           low_open=True)
-    cg_iterations: int = option(15, "conjugate-gradient iterations for x ~= (F + damping I)^-1 g", low=1)
-    cg_damping: float = option(0.1, "damping lambda added to the Fisher matrix", low=0.0)
-    line_search: bool = option(True, "backtracking line search on the surrogate and the measured KL; false: the "
-                                     "natural step as it is (the natural policy gradient, --algo npg)")
-    backtracks: int = option(10, "line-search tries (fractions 1, r, r^2, ... of the natural step)", low=1)
-    backtrack_ratio: float = option(0.8, "r, the line search's shrink factor", low=0.0, low_open=True, high=1.0)
-
-    # The policy moves by the natural step, not by Adam: --lr and the Adam-step options are not used.
-    unused: ClassVar[tuple[str, ...]] = ("lr", "target_kl", "entropy_beta", "kl_adaptive_lr")
-
-    @classmethod
-    def group_title(cls) -> str:
-        return "trpo / npg"
-
-
-@dataclass
-class NPGConfig(TRPOConfig):
-    """The natural policy gradient: TRPO's step without the line search."""
-
-    algo: str = "npg"
-    line_search: bool = False
-
-
-ZOO = "rl-baselines3-zoo hyperparams/trpo.yml entry {env} (rl-zoo3 2.x) with sb3-contrib TRPO defaults"
-
-PRESETS = (
-    Preset("trpo-cartpole", "trpo",
-           "TRPO on CartPole-v1: 2 envs x 512 steps, delta 0.01, CG damping 1e-3, GAE(0.98), critic 20 passes of "
-           "minibatches of 512 at Adam 1e-3",
-           ZOO.format(env="CartPole-v1") + " (cg_max_steps 15, line search 10 x 0.8, 64-64 tanh, standardised "
-           "advantages); deviation: a ReLU critic (sb3-contrib's is tanh)",
-           dict(env_id="CartPole-v1", num_envs=2, horizon=512, minibatch_size=512, cg_damping=1e-3, gae_lambda=0.98,
-                gamma=0.99, critic_lr=1e-3, critic_epochs=20, max_kl=0.01, cg_iterations=15, backtracks=10,
-                backtrack_ratio=0.8, normalize=True, normalize_obs=False, normalize_reward=False, critic_activation="relu",
-                hidden=(64, 64),
-                critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=100_000), default=True),
-    Preset("trpo-lunarlander-continuous", "trpo",
-           "TRPO on LunarLanderContinuous-v3: 8 envs x 512 steps (batches of 4,096), observation and reward "
-           "normalisation, delta 0.01, critic 20 passes of minibatches of 128; 500k steps",
-           "tfpg's own tuning (README, LunarLanderContinuous TRPO), from the rl-baselines3-zoo hyperparams/trpo.yml "
-           "entry LunarLanderContinuous-v3 (rl-zoo3 2.x: delta 0.01, damping 0.1, GAE(0.95), gamma 0.99, VecNormalize "
-           "of observations and rewards, 20 critic updates) with sb3-contrib TRPO defaults; changed: 8 envs x 512 "
-           "steps instead of 2 x 1024 (greedy 271, 269, 265, 241 after 500k on seeds 0-3; the zoo's shape gave 254, "
-           "143, 179), 500k steps instead of 100k, a ReLU critic (sb3-contrib's is tanh)",
-           dict(env_id="LunarLanderContinuous-v3", num_envs=8, vector_mode="sync", horizon=512, minibatch_size=128,
-                critic_epochs=20, critic_lr=1e-3, max_kl=0.01, cg_damping=0.1, gae_lambda=0.95, gamma=0.99,
-                normalize=True, normalize_obs=True, normalize_reward=True, critic_activation="relu",
-                hidden=(64, 64), critic_hidden=(64, 64),
-                activation="tanh", total_steps=500_000, eval_every=50_000, eval_episodes=10), default=True),
+from tfpg.maths.natural_gradient import (
+    LineSearchResult,
+    assign_flat,
+    backtracking_line_search,
+    flat_gradient,
+    flat_params,
+    importance_surrogate,
+    make_natural_direction,
+    mean_kl,
+    natural_step,
+    params_spec,
 )
 
 

@@ -31,9 +31,10 @@ import types
 
 import numpy as np
 
+from tfpg.core.errors import TrainingError
 from tfpg.envs import make as envs_lib
-from tfpg.models.policies import restore_variables, snapshot_variables
 from tfpg.envs.stepping import VecStepper
+from tfpg.models.policies import restore_variables, snapshot_variables
 
 # How often one segment's call may fail (its worker's process died), and how many restarts in all, before the
 # run gives up.
@@ -60,7 +61,7 @@ def restart_seed(seed: int, env_steps: int, restarts: int) -> int:
 
 def config_from_values(values: dict):
     """The config object of `RunConfig.to_dict()` output (lists back to tuples)."""
-    from tfpg.algos import REGISTRY
+    from tfpg.algos.registry import REGISTRY
 
     cls = REGISTRY[values["algo"]].config_class
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
@@ -72,7 +73,7 @@ class RolloutWorker:
     def __init__(self, config_values: dict, index: int, envs_per_worker: int, seed: int):
         # Ctrl-C in a terminal reaches the whole process group; the learner decides when the workers stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        from tfpg.algos import REGISTRY
+        from tfpg.algos.registry import REGISTRY
         from tfpg.core.quiet import import_tensorflow
 
         import_tensorflow()
@@ -261,8 +262,6 @@ class WorkerPool:
         ray = require_ray()
         from ray.exceptions import RayActorError
 
-        from tfpg.training.trainer import TrainingError
-
         self.restarts[index] += 1
         if sum(self.restarts) > MAX_RESTARTS:
             raise TrainingError(f"rollout workers died {sum(self.restarts)} times; see `ray status`")
@@ -297,9 +296,7 @@ class WorkerPool:
                     self.recover(i)
                     ref = self.actors[i].collect.remote(weights, requests[i])
             else:
-                from tfpg.training.trainer import TrainingError
-
-                raise TrainingError(f"rollout worker {i} died {MAX_ATTEMPTS} times while collecting one segment")
+                        raise TrainingError(f"rollout worker {i} died {MAX_ATTEMPTS} times while collecting one segment")
         return segments
 
     def reseed(self, seed: int) -> None:
@@ -334,6 +331,10 @@ class WorkerPool:
         return {"count": self.n, "envs_per_worker": self.m, "restarts": list(self.restarts),
                 "nodes": [p["node"] for p in self.placement], "broadcast_bytes": self.broadcast_bytes}
 
+
+    def summary_fields(self) -> dict:
+        """What summary.json says of the workers (`tfpg.training.trainer.Trainer` writes it)."""
+        return {"workers": self.summary()}
     def close(self) -> None:
         """Stop the workers (and the queue); disconnect from Ray if this run connected (a local instance stops)."""
         ray = require_ray()
