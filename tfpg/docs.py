@@ -1,15 +1,32 @@
-"""README tables generated from the code: the flags (from the option declarations) and the presets.
+"""Documentation generated from the code, so that it cannot go stale.
 
-    python -m tfpg.docs flags      print one table
-    python -m tfpg.docs --write    refresh every <!-- NAME:start --> ... <!-- NAME:end --> block in README.md
+Blocks between `<!-- NAME:start -->` and `<!-- NAME:end -->` in the pages of `PAGES`: the flags (from the
+option declarations), the presets, the algorithms' action spaces and backends (from the registry) and the
+package's layers (from `tfpg.layers`); and the site's landing page, `docs/index.md`, which is README.md
+with its links made relative to `docs/`.
 
-`tests/test_code_shape.py` fails when README.md differs from what this prints.
+    python -m tfpg.docs flags      print one block (flags, presets, algorithms, layers)
+    python -m tfpg.docs --write    refresh every block in its page, then docs/index.md from README.md
+
+`tests/test_docs.py` fails when a page differs from what this writes.
 """
 from __future__ import annotations
 
 import os
 import re
 import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Each generated block and the files that hold it, relative to the repository root.
+PAGES = {"flags": ("docs/guide/flags.md",), "presets": ("docs/guide/presets.md",),
+         "algorithms": ("README.md", "docs/algorithms/index.md"), "layers": ("docs/design/architecture.md",)}
+# Each algorithm's page holds its own options (those not every algorithm has) and its presets.
+ALGORITHM_PAGES = {"reinforce": "docs/algorithms/reinforce.md", "dqn": "docs/algorithms/dqn.md",
+                   "a2c": "docs/algorithms/a2c.md", "ppo": "docs/algorithms/ppo.md",
+                   "trpo": "docs/algorithms/trpo-npg.md"}
+PAGES.update({f"{kind}-{algo}": (page,) for algo, page in ALGORITHM_PAGES.items() for kind in ("options", "presets")})
+INDEX = "docs/index.md"
+INDEX_HEADER = "<!-- Generated from README.md by `python -m tfpg.docs --write`: edit README.md, not this page. -->\n"
 
 
 def flags() -> str:
@@ -35,19 +52,103 @@ def presets() -> str:
     return "\n".join(lines)
 
 
+def algorithm_options(name: str) -> str:
+    """The options of one algorithm that not every algorithm has, with its own defaults."""
+    from tfpg import algos
+    from tfpg.options import flags_table, owners
+
+    classes = algos.config_classes()
+    shared = tuple(field for field, who in owners(classes).items() if len(who) == len(classes))
+    header, _, *rows = flags_table({name: classes[name]}, skip=shared).split("\n")
+    rows = [header, "|---|---|---|---|", *rows]
+    return "\n".join(" | ".join(cells[:3] + cells[4:]) for cells in (row.split(" | ") for row in rows))
+
+
+def algorithm_presets(name: str) -> str:
+    from tfpg import algos
+
+    lines = ["| preset | env | what | source |", "|---|---|---|---|"]
+    for p in algos.presets().values():
+        if p.algo == name:
+            default = " (default)" if p.default else ""
+            lines.append(f"| `{p.name}`{default} | {p.env_id} | {p.description} | {p.source} |")
+    return "\n".join(lines)
+
+
+def algorithms() -> str:
+    """Which action spaces each registered algorithm drives, and which backends run it."""
+    import gymnasium as gym
+
+    from tfpg import algos
+    from tfpg.algos.base import Algorithm
+
+    def mark(yes: bool) -> str:
+        return "✓" if yes else "–"
+
+    lines = ["| `--algo` | Discrete actions | Box actions | `--backend graph` | `--workers N` (Ray) |",
+             "|---|:-:|:-:|:-:|:-:|"]
+    for name, algorithm in algos.REGISTRY.items():
+        graph = algorithm.check_graph_backend.__func__ is not Algorithm.check_graph_backend.__func__
+        lines.append(f"| `{name}` | {mark(gym.spaces.Discrete in algorithm.action_spaces)} "
+                     f"| {mark(gym.spaces.Box in algorithm.action_spaces)} | {mark(graph)} "
+                     f"| {mark(algorithm.distributable)} |")
+    return "\n".join(lines)
+
+
+def layers() -> str:
+    """`tfpg.layers.LAYERS` as a mermaid diagram (each layer may import the ones below it) and a table."""
+    from tfpg.layers import LAYERS, TOP
+
+    diagram = ["```mermaid", "flowchart TD", f'    top["{TOP}: the modules directly in {TOP}/"]']
+    table = ["| layer | package | what it holds |", "|---|---|---|",
+             f"| top | `{TOP}` | the package's face and the `python -m` entry points |"]
+    for i in reversed(range(len(LAYERS))):
+        diagram += [f'    subgraph L{i}["layer {i}"]', "        direction LR"]
+        for j, (package, what) in enumerate(LAYERS[i]):
+            diagram.append(f'        L{i}_{j}["{package}"]')
+            table.append(f"| {i} | `{package}` | {what} |")
+        diagram.append("    end")
+    chain = ["top", *(f"L{i}" for i in reversed(range(len(LAYERS))))]
+    diagram += [f"    {a} --> {b}" for a, b in zip(chain, chain[1:])] + ["```"]
+    return "\n".join(diagram + [""] + table)
+
+
 def generated() -> dict[str, str]:
-    return {"flags": flags(), "presets": presets()}
+    blocks = {"flags": flags(), "presets": presets(), "algorithms": algorithms()}
+    for algo in ALGORITHM_PAGES:
+        blocks[f"options-{algo}"], blocks[f"presets-{algo}"] = algorithm_options(algo), algorithm_presets(algo)
+    if os.path.exists(os.path.join(ROOT, "tfpg", "layers.py")):   # the layered package (tfpg/layers.py)
+        blocks["layers"] = layers()
+    return blocks
 
 
-def write(readme: str) -> None:
-    text = open(readme).read()
+def block_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
+
+
+def index_page(readme: str) -> str:
+    """docs/index.md: README.md with links into docs/ made relative to docs/."""
+    return INDEX_HEADER + re.sub(r"\]\(docs/", "](", readme)
+
+
+def expected_pages() -> dict[str, str]:
+    """Every generated file's path (relative to the root) and the text it should have."""
+    texts = {}
     for name, table in generated().items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"{readme} has no <!-- {name}:start --> ... <!-- {name}:end --> block")
-        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
-    with open(readme, "w") as f:
-        f.write(text)
+        for page in PAGES[name]:
+            text = texts.get(page) or open(os.path.join(ROOT, page)).read()
+            if not block_pattern(name).search(text):
+                raise SystemExit(f"{page} has no <!-- {name}:start --> ... <!-- {name}:end --> block")
+            texts[page] = block_pattern(name).sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
+    readme = texts.get("README.md") or open(os.path.join(ROOT, "README.md")).read()
+    texts[INDEX] = index_page(readme)
+    return texts
+
+
+def write() -> None:
+    for page, text in expected_pages().items():
+        with open(os.path.join(ROOT, page), "w") as f:
+            f.write(text)
 
 
 def main(argv: list[str]) -> int:
@@ -55,7 +156,7 @@ def main(argv: list[str]) -> int:
 
     import_tensorflow()
     if argv == ["--write"]:
-        write(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"))
+        write()
         return 0
     tables = generated()
     if len(argv) != 1 or argv[0] not in tables:
