@@ -44,7 +44,7 @@ NO_SCHEDULE = {("a2c", "CartPole-v1"), ("trpo", "CartPole-v1"), ("trpo", "LunarL
 def tfpg_preset(algo: str, env_id: str) -> str | None:
     """The preset `train.py --algo ALGO --env ENV` resolves to, or None (the fallback defaults)."""
     sys.path.insert(0, ROOT)
-    from tfpg.config import default_preset
+    from tfpg.config.run import default_preset
 
     preset = default_preset(algo, env_id)
     return None if preset is None else preset.name

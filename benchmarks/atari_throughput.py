@@ -36,7 +36,7 @@ def replay_memory() -> dict:
     import gymnasium as gym
     import numpy as np
 
-    from tfpg.replay import PixelReplayBuffer
+    from tfpg.experience.replay import PixelReplayBuffer
 
     space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     buffer = PixelReplayBuffer(100_000, space, gym.spaces.Discrete(6), num_envs=1)   # np.zeros: not touched, no RSS

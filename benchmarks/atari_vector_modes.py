@@ -5,7 +5,7 @@
 Throughput: agent steps/s (x4 for frames) with uniformly random actions, median of 3 runs per
 (mode, N), after a short warm-up. Equivalence: the C++ env configured like tfpg's wrappers
 (no sticky actions, 30 no-ops, frame skip 4 with max-pooling, grey 84x84, stack 4, no fire reset,
-no built-in reward clipping) is compared with `tfpg.atari.make_atari_env`, frame by frame on the
+no built-in reward clipping) is compared with `tfpg.envs.atari.make_atari_env`, frame by frame on the
 same action sequence, and on what the stack holds at an episode start.
 Writes benchmarks/results/atari_vector_modes.json and the section bench:atari-vector of docs/results/atari.md.
 """
@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import machine, save, write_docs_section  # noqa: E402
-from tfpg import atari, envs as envs_lib  # noqa: E402
+from tfpg.envs import atari  # noqa: E402
+from tfpg.envs import make as envs_lib
 
 CPP_OPTIONS = dict(repeat_action_probability=0.0, full_action_space=False, frameskip=atari.FRAME_SKIP,
                    noop_max=atari.NOOP_MAX, img_height=atari.SCREEN_SIZE, img_width=atari.SCREEN_SIZE,

@@ -23,7 +23,7 @@ from common import ROOT, write_docs_section
 
 TRAIN = [sys.executable, os.path.join(ROOT, "train.py")]
 EVALUATE = [sys.executable, "-m", "tfpg.evaluate"]
-EXPORT = [sys.executable, "-m", "tfpg.export_formats"]
+EXPORT = [sys.executable, "-m", "tfpg.export.formats"]
 FULL_DISK = [sys.executable, os.path.join(ROOT, "benchmarks", "full_disk.py")]
 PROGRAMS = {"python train.py": TRAIN, "python -m tfpg.evaluate": EVALUATE, "tfpg-export": EXPORT,
             "python benchmarks/full_disk.py": FULL_DISK}

@@ -56,7 +56,7 @@ def time_calls(call, observations, rounds: int = 7, min_round_s: float = 0.3) ->
 
 def worker(runtime: str, path: str, obs_shape: list[int], dtype: str) -> dict:
     """{batch: microseconds per call} for one model in one runtime (run in its own process)."""
-    from tfpg.export_formats import litert_runner, onnx_runner, saved_model_actor
+    from tfpg.export.formats import litert_runner, onnx_runner, saved_model_actor
 
     if runtime == "saved_model":
         call = saved_model_actor(path)[0]
@@ -78,9 +78,9 @@ def export_cnn(folder: str) -> str:
     """An Atari-size categorical Nature-CNN policy with its initial weights, exported into `folder`."""
     import gymnasium as gym
 
-    from tfpg.envs import space_to_dict
-    from tfpg.export import export_policy
-    from tfpg.policies import CategoricalPolicy
+    from tfpg.envs.make import space_to_dict
+    from tfpg.export.saved_model import export_policy
+    from tfpg.models.policies import CategoricalPolicy
 
     frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     policy = CategoricalPolicy(frames, gym.spaces.Discrete(6), hidden=(512,), seed=0)
@@ -106,7 +106,7 @@ def size_of(path: str) -> int:
 
 def measure(folder: str) -> dict:
     """{model: {runtime: {"bytes", "1", "64", ...}}} for the three models."""
-    from tfpg.export_formats import convert
+    from tfpg.export.formats import convert
 
     models = {}
     for name in ("cartpole-reinforce", "lunarlander-pg"):

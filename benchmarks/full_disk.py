@@ -11,8 +11,8 @@ import errno
 import os
 import sys
 
-from tfpg import cli
-from tfpg.quiet import import_tensorflow
+from tfpg.cli import train as cli
+from tfpg.core.quiet import import_tensorflow
 
 
 def _no_space(*args, **kwargs):

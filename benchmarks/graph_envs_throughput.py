@@ -1,4 +1,4 @@
-"""Env steps per second of the in-graph envs (tfpg.graph_envs) against gymnasium's vector envs.
+"""Env steps per second of the in-graph envs (tfpg.envs.graph) against gymnasium's vector envs.
 
     python benchmarks/graph_envs_throughput.py [--num-envs 1 64 1024 8192] [--env-ids CartPole-v1 ...]
 
@@ -35,7 +35,7 @@ def graph_loop(env, num_envs: int, num_steps: int, jit_compile: bool):
     returns (reward sum, episode ends, observation checksum)."""
     import tensorflow as tf
 
-    from tfpg.graph_envs import split_key
+    from tfpg.envs.graph import split_key
 
     @tf.function(jit_compile=jit_compile)
     def run(key):
@@ -57,7 +57,7 @@ def graph_loop(env, num_envs: int, num_steps: int, jit_compile: bool):
 
 
 def time_graph(env_id: str, num_envs: int, num_steps: int, jit_compile: bool, repeats: int) -> dict:
-    from tfpg.graph_envs import make, make_key
+    from tfpg.envs.graph import make, make_key
 
     run = graph_loop(make(env_id), num_envs, num_steps, jit_compile)
     t0 = time.perf_counter()

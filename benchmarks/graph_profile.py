@@ -50,8 +50,8 @@ def part_functions(trainer) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from tfpg.graph_envs.core import RNG_ALG, EnvState
-    from tfpg.graph_trainer import EPISODE_TAGS
+    from tfpg.envs.graph.core import RNG_ALG, EnvState
+    from tfpg.training.graph_trainer import EPISODE_TAGS
 
     collector, learner, length = trainer.collector, trainer.learner, trainer.learner.rollout_steps
     k_n = collector.num_agents * collector.num_envs
@@ -88,8 +88,8 @@ def part_functions(trainer) -> dict:
 
 def profile(agents: int, repeats: int) -> dict:
     from tfpg.algos import REGISTRY
-    from tfpg.config import build_config
-    from tfpg.graph_trainer import GraphTrainer
+    from tfpg.config.run import build_config
+    from tfpg.training.graph_trainer import GraphTrainer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = build_config(None, None, "cartpole-reinforce-graph", {

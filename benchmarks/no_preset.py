@@ -102,7 +102,7 @@ def pairs(algos, envs) -> list[tuple[str, str]]:
 def default_total_steps() -> int:
     """train.py's --total-steps when it is not given."""
     sys.path.insert(0, ROOT)
-    from tfpg.config import RunConfig
+    from tfpg.config.run import RunConfig
 
     return next(f.default for f in dataclasses.fields(RunConfig) if f.name == "total_steps")
 

@@ -36,9 +36,9 @@ def batch_bytes(batch) -> int:
 def measure(preset_name: str, workers: int, total_steps: int) -> dict:
     """Train `preset_name` for `total_steps` env steps, in process (workers=0) or on Ray workers."""
     from tfpg.algos import REGISTRY
-    from tfpg.checks import prepare_paths
-    from tfpg.config import build_config, find_preset
-    from tfpg.trainer import Trainer
+    from tfpg.training.checks import prepare_paths
+    from tfpg.config.run import build_config, find_preset
+    from tfpg.training.trainer import Trainer
 
     preset = find_preset(preset_name)
     num_envs = preset.overrides["num_envs"]
@@ -98,7 +98,7 @@ def main() -> None:
     p.add_argument("--docs", "--readme", dest="docs", action="store_true",
                    help="write the table into docs/results/ and results/ray_workers.json (--readme: the old name)")
     args = p.parse_args()
-    from tfpg.quiet import import_tensorflow
+    from tfpg.core.quiet import import_tensorflow
 
     import_tensorflow()
     import ray

@@ -25,13 +25,13 @@ sys.path.insert(0, ROOT)
 
 def build_policy(metadata: dict):
     """A fresh policy of the architecture `metadata` describes (reinforce family or DQN)."""
-    from tfpg import envs as envs_lib
-    from tfpg.policies import make_policy
+    from tfpg.envs import make as envs_lib
+    from tfpg.models.policies import make_policy
 
     spaces = envs_lib.env_spaces(metadata["env_id"])
     config = metadata.get("config", {})
     if metadata.get("algorithm") == "dqn":
-        from tfpg.algos.dqn import QPolicy
+        from tfpg.algos.dqn.algorithm import QPolicy
 
         return QPolicy(spaces.observation_space, spaces.action_space, tuple(config["hidden"]))
     return make_policy(metadata["policy"], spaces.observation_space, spaces.action_space, tuple(config["hidden"]),
@@ -50,7 +50,7 @@ def outputs(path: str, obs: np.ndarray) -> dict:
 
 def reexport(path: str) -> None:
     """Rebuild, restore, export beside `path`, compare, then swap the new export in."""
-    from tfpg.export import export_policy, read_metadata, restore_policy_variables
+    from tfpg.export.saved_model import export_policy, read_metadata, restore_policy_variables
 
     metadata = read_metadata(path)
     policy = build_policy(metadata)

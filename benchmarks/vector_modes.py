@@ -22,9 +22,9 @@ ENV = "LunarLanderContinuous-v3"
 def collect_rate(mode: str, num_envs: int, steps: int) -> float:
     import keras
 
-    from tfpg.envs import make_vec_env
-    from tfpg.policies import GaussianPolicy
-    from tfpg.rollout import EpisodeCollector
+    from tfpg.envs.make import make_vec_env
+    from tfpg.models.policies import GaussianPolicy
+    from tfpg.experience.collectors import EpisodeCollector
 
     envs = make_vec_env(ENV, num_envs, seed=0, vector_mode=mode)
     keras.utils.set_random_seed(0)

@@ -5,6 +5,87 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+
+# Every test file's tier, in this one place (setup.cfg registers the markers; `python -m pytest` runs all three):
+#   unit         fast, no training loop: maths, configs, parsing, single updates (python -m pytest -m unit)
+#   integration  trains, or runs the CLI, exports or Ray for a few steps; subprocesses
+#   learning     an algorithm reaches a score with a fixed seed and step budget
+# A test may take another tier with its own marker (@pytest.mark.learning); a file missing here fails collection.
+TIERS = {
+    "test_actor_critic.py": "integration",
+    "test_atari.py": "integration",
+    "test_cli.py": "integration",
+    "test_code_shape.py": "unit",
+    "test_contract.py": "integration",
+    "test_damaged_files.py": "unit",
+    "test_damaged_runs.py": "integration",
+    "test_defects.py": "integration",
+    "test_dqn.py": "unit",
+    "test_evaluation.py": "unit",
+    "test_export.py": "integration",
+    "test_export_formats.py": "integration",
+    "test_fixed_horizon.py": "unit",
+    "test_gae.py": "unit",
+    "test_gaussian.py": "integration",
+    "test_graph_backend.py": "integration",
+    "test_graph_envs.py": "unit",
+    "test_graph_ppo.py": "integration",
+    "test_layers.py": "unit",
+    "test_learning.py": "learning",
+    "test_learning_actor_critic.py": "learning",
+    "test_losses.py": "unit",
+    "test_natural_gradient.py": "unit",
+    "test_normalization.py": "unit",
+    "test_pg_family.py": "unit",
+    "test_pixel_envs.py": "integration",
+    "test_policy_loss.py": "unit",
+    "test_preset_record.py": "unit",
+    "test_presets.py": "integration",
+    "test_reliability.py": "integration",
+    "test_replay.py": "unit",
+    "test_returns.py": "unit",
+    "test_rollout.py": "unit",
+    "test_runs_from_before_the_move.py": "integration",
+    "test_schedules.py": "unit",
+    "test_serving.py": "integration",
+    "test_validation_property.py": "unit",
+    "test_workers.py": "integration",
+    "test_workers_config.py": "unit",
+}
+TIER_NAMES = ("unit", "integration", "learning")
+TIER_CONFLICT = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist's controller skips collection
+def pytest_collection(session):
+    """Refuse to collect while a test file of tests/ has no tier, or TIERS names a file that is gone. Checked once,
+    in the process that reports (xdist's controller, or the only one): a worker's error would be an INTERNALERROR."""
+    if hasattr(session.config, "workerinput"):
+        return
+    files = {name for name in os.listdir(TESTS) if name.startswith("test_") and name.endswith(".py")}
+    unplaced, gone = sorted(files - set(TIERS)), sorted(set(TIERS) - files)
+    if unplaced or gone:
+        raise pytest.UsageError("\n".join(
+            ["the test tiers (TIERS in tests/conftest.py) need updating:"]
+            + [f"  tests/{name} is in no tier: add it to TIERS as one of {', '.join(TIER_NAMES)}" for name in unplaced]
+            + [f"  tests/{name} is in TIERS but is no file: rename or remove its entry" for name in gone]))
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its file's tier from TIERS, unless the test carries a tier marker of its own."""
+    for item in items:
+        own = {m.name for m in item.iter_markers() if m.name in TIER_NAMES}
+        if not own and item.path.name in TIERS:
+            item.add_marker(TIERS[item.path.name])
+        elif len(own) > 1:     # e.g. a module's pytestmark and the test's own: it would run in both tiers
+            item.stash[TIER_CONFLICT] = f"marked {' and '.join(sorted(own))}: a test has one tier"
+
+
+def pytest_runtest_setup(item):
+    if TIER_CONFLICT in item.stash:
+        pytest.fail(item.stash[TIER_CONFLICT], pytrace=False)
 
 
 def run_cli(args, cwd, module=None, timeout=600):

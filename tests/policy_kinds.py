@@ -28,9 +28,9 @@ def spread_weights(variables, seed: int) -> None:
 
 def build(kind: str):
     """(policy, observations, metadata) for one of KINDS."""
-    from tfpg.algos.dqn import QPolicy
-    from tfpg.envs import space_to_dict
-    from tfpg.policies import CategoricalPolicy, GaussianPolicy
+    from tfpg.algos.dqn.algorithm import QPolicy
+    from tfpg.envs.make import space_to_dict
+    from tfpg.models.policies import CategoricalPolicy, GaussianPolicy
 
     rng = np.random.default_rng(7)
     if kind == "categorical":
@@ -76,7 +76,7 @@ def expected_outputs(policy, obs) -> dict:
 def export_all(folder) -> dict:
     """{kind: (policy, obs, {"dir": SavedModel path, "obs": .npy path})}: every kind exported into
     `folder` (a pathlib.Path), its observation batch saved beside it."""
-    from tfpg.export import export_policy
+    from tfpg.export.saved_model import export_policy
 
     exported = {}
     for kind in KINDS:

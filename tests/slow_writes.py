@@ -10,10 +10,12 @@ this wraps `TrainingCheckpoint._point_to`, the step between the two writes.
 import sys
 import time
 
-from tfpg import checkpoint, cli
+from tfpg.core import checkpoint
 
 
 
+
+from tfpg.cli import train as cli
 def run(delay: float, argv: list[str]) -> int:
     point_to = checkpoint.TrainingCheckpoint._point_to
 

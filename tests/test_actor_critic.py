@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.algos.trpo import TRPO
-from tfpg.checks import prepare_paths
-from tfpg.config import build_config
-from tfpg.envs import env_spaces, make_train_envs
-from tfpg.errors import ConfigError
-from tfpg.natural_gradient import flat_params
-from tfpg.stepping import VecStepper
-from tfpg.trainer import train
+from tfpg.algos.trpo.algorithm import TRPO
+from tfpg.training.checks import prepare_paths
+from tfpg.config.run import build_config
+from tfpg.envs.make import env_spaces, make_train_envs
+from tfpg.core.errors import ConfigError
+from tfpg.maths.natural_gradient import flat_params
+from tfpg.envs.stepping import VecStepper
+from tfpg.training.trainer import train
 
 
 def tiny(algo, env_id, **overrides):
@@ -36,7 +36,7 @@ def test_advantages_bootstrap_truncations_from_the_final_observation_and_not_ter
     statistics update (ratio 1 before any step)."""
     config = tiny("ppo", "CartPole-v1", gae_lambda=0.0, normalize=False, gamma=0.9, normalize_obs=True)
     envs = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync", max_episode_steps=15)
-    from tfpg.algos.ppo import PPO
+    from tfpg.algos.ppo.algorithm import PPO
 
     algo = PPO(config, env_spaces("CartPole-v1"), VecStepper(envs, "CartPole-v1", seed=1))
     batch = algo.core.collect()
@@ -86,7 +86,7 @@ def test_npg_takes_the_whole_natural_step():
 
 
 def a2c_on(env_id, **overrides):
-    from tfpg.algos.a2c import A2C
+    from tfpg.algos.a2c.algorithm import A2C
 
     config = tiny("a2c", env_id, **overrides)
     keras.utils.set_random_seed(config.seed)
@@ -140,7 +140,7 @@ def test_options_an_algorithm_does_not_use_are_refused(algo, flag, value):
      "--vf-coef weights the value loss in the joint loss of --joint-update true; the separate critic has its own "
      "optimizer (--critic-lr): drop --vf-coef, or set --joint-update true")])
 def test_a2c_flags_the_other_settings_make_inert_are_refused_in_one_line(tmp_path, capsys, flags, message):
-    from tfpg.cli import main
+    from tfpg.cli.train import main
 
     status = main(["--algo", "a2c", *flags, "--logdir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "m")])
     err = capsys.readouterr().err
@@ -152,7 +152,7 @@ def test_rmsprop_takes_pytorchs_step():
     """Stable-Baselines3's A2C optimizer, torch.optim.RMSprop(alpha=0.99, eps): v <- 0.99 v + 0.01 g^2,
     theta <- theta - lr g / (sqrt(v) + eps); Keras puts its epsilon under the root, so the steps agree to
     O(eps / sqrt(v))."""
-    from tfpg.actor_critic import built_optimizer
+    from tfpg.algos.actor_critic import built_optimizer
 
     lr, eps = 7e-4, 1e-5
     theta = tf.Variable([1.0, -2.0, 0.5])
@@ -169,7 +169,7 @@ def test_a2c_joint_update_clips_policy_and_critic_gradients_as_one_vector():
     """--joint-update: g = grad over (theta, phi) of -mean(A log pi(a|s)) + c_v mean((V(s) - G)^2), scaled by
     min(1, clip / |g|) as one vector, then one RMSprop step. A large epsilon makes that step linear in g, so the
     clip shows: the policy's own gradient is under the clip, the joint one far over it."""
-    from tfpg.algos.a2c import A2C
+    from tfpg.algos.a2c.algorithm import A2C
 
     config = tiny("a2c", "CartPole-v1", joint_update=True, optimizer="rmsprop", adam_eps=100.0, lr=0.1,
                   entropy_beta=0.0, vf_coef=0.5, grad_clip=0.5, kl_adaptive_lr=False, target_kl=0.0)
@@ -242,7 +242,7 @@ def test_shipped_ppo_lander_lands():
     """saved_models/lunarlander-ppo: the PPO preset's run on LunarLanderContinuous-v3 (1M steps, seed 0)."""
     import os
 
-    from tfpg.evaluate import evaluate
+    from tfpg.cli.evaluate import evaluate
 
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "lunarlander-ppo")
     returns = evaluate(path, episodes=20, seed=100)   # greedy signature, fixed seeds 100..119

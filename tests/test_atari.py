@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, run_tensorflow_only
-from tfpg import atari, envs as envs_lib
-from tfpg.replay import PixelReplayBuffer
-from tfpg.stepping import VecStepper
+from tfpg.envs import atari
+from tfpg.envs import make as envs_lib
+from tfpg.experience.replay import PixelReplayBuffer
+from tfpg.envs.stepping import VecStepper
 
 PONG = "ALE/Pong-v5"
 
@@ -210,8 +211,8 @@ def test_pong_trains_end_to_end_and_the_export_acts_on_raw_frames(preset, flags,
 
 def test_a_cnn_export_acts_exactly_as_the_in_process_policy(workdir):
     """The same frames give the same greedy actions in a TensorFlow-only process as in process."""
-    from tfpg.export import export_policy
-    from tfpg.policies import CategoricalPolicy
+    from tfpg.export.saved_model import export_policy
+    from tfpg.models.policies import CategoricalPolicy
 
     space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     policy = CategoricalPolicy(space, gym.spaces.Discrete(6), hidden=(16,), seed=0)
@@ -236,7 +237,7 @@ def test_evaluate_an_atari_export_with_video(workdir):
 
 
 def test_atari_presets_pin_their_sources_values():
-    from tfpg.config import build_config, default_preset
+    from tfpg.config.run import build_config, default_preset
 
     pg = build_config(None, None, "book-pong-pg", {})
     assert (pg.algo, pg.env_id, pg.num_envs, pg.lr, pg.adam_eps, pg.entropy_beta, pg.steps_per_update, pg.returns,

@@ -219,7 +219,7 @@ def test_dqn_bad_flags(tmp_path, args, message):
 
 def test_hwang_dqn_preset_is_pinned():
     from tfpg.algos import presets
-    from tfpg.config import build_config
+    from tfpg.config.run import build_config
 
     preset = presets()["hwang-dqn-cartpole"]
     assert preset.algo == "dqn" and "Reinforcement Learning_[5]" in preset.source
@@ -231,7 +231,7 @@ def test_hwang_dqn_preset_is_pinned():
 
 
 def test_dqn_default_preset_and_help(tmp_path):
-    from tfpg.config import build_config
+    from tfpg.config.run import build_config
 
     config = build_config("dqn", None, None, {})
     assert config.stop_on == "eval" and config.eval_every > 0 and config.stop_reward == 475
@@ -247,8 +247,8 @@ def test_dqn_default_preset_and_help(tmp_path):
 
 def test_the_closing_message_of_a_k_agent_run_names_an_agents_export(tmp_path, capsys):
     """--num-seeds K > 1 exports to EXPORT/seed_<s>: 'evaluate it' must name a folder that holds a SavedModel."""
-    from tfpg.cli import report
-    from tfpg.trainer import RunResult
+    from tfpg.cli.train import report
+    from tfpg.training.trainer import RunResult
 
     for s in (10, 9):
         os.makedirs(tmp_path / "export" / f"seed_{s}")

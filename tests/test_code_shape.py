@@ -26,7 +26,7 @@ def test_no_function_in_tfpg_is_longer_than_a_screen():
 def test_readme_flags_table_is_generated_from_the_option_declarations():
     """README.md holds exactly `python -m tfpg.docs flags` between its markers; regenerate it with
     `python -m tfpg.docs --write` after changing an option."""
-    from tfpg import docs
+    from tfpg.cli import docs
 
     readme = open(os.path.join(ROOT, "README.md")).read()
     for name, text in docs.generated().items():

@@ -14,9 +14,9 @@ import tensorflow as tf
 from conftest import ROOT, run_tensorflow_only
 
 from tfpg.algos.base import Algorithm, Iteration
-from tfpg.checkpoint import rng_state_from_array, rng_state_to_array
-from tfpg.config import Preset, RunConfig
-from tfpg.options import option
+from tfpg.core.checkpoint import rng_state_from_array, rng_state_to_array
+from tfpg.config.run import Preset, RunConfig
+from tfpg.config.options import option
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

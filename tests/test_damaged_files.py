@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.checkpoint import (
+from tfpg.core.checkpoint import (
     CHECKPOINT_DIR,
     STATE_FILE,
     TrainingCheckpoint,
     find_intact_checkpoint,
     restore_intact_checkpoint,
 )
-from tfpg.errors import ConfigError, SaveError
-from tfpg.export import export_policy, load_saved_model, read_metadata
-from tfpg.files import read_run_config
+from tfpg.core.errors import ConfigError, SaveError
+from tfpg.export.saved_model import export_policy, load_saved_model, read_metadata
+from tfpg.core.files import read_run_config
 
 STEPS = (5000, 10000, 15000)
 
@@ -358,7 +358,7 @@ def test_a_good_or_missing_config_json(tmp_path):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from tfpg.policies import CategoricalPolicy
+    from tfpg.models.policies import CategoricalPolicy
 
     folder = tmp_path_factory.mktemp("export")
     policy = CategoricalPolicy(gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), gym.spaces.Discrete(2),

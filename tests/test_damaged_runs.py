@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, run_cli
 
-from tfpg import cli, evaluate, export_formats
+from tfpg.cli import evaluate
+from tfpg.cli import train as cli
+from tfpg.export import formats as export_formats
 
 NAME = "r"
 FLAGS = ["--num-envs", "4", "--hidden", "16", "--episodes-per-update", "4", "--lr", "0.01", "--seed", "5",

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 from conftest import run_cli
 
-from tfpg.errors import ConfigError
-from tfpg.replay import TransitionBatch
-from tfpg.stepping import VecStepper
+from tfpg.core.errors import ConfigError
+from tfpg.experience.replay import TransitionBatch
+from tfpg.envs.stepping import VecStepper
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 
@@ -33,7 +33,7 @@ def test_dqn_export_best_exports_the_best_evaluated_q_network(tmp_path):
 
 def test_skipped_dqn_steps_do_not_count_towards_target_syncs():
     """Was: a non-finite (skipped) step advanced the sync counter, so the target was re-synced early."""
-    from tfpg.algos.dqn import DQNUpdate, QPolicy
+    from tfpg.algos.dqn.algorithm import DQNUpdate, QPolicy
 
     keras.utils.set_random_seed(0)
     policy = QPolicy(OBS_SPACE, gym.spaces.Discrete(3), (8,))

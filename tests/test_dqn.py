@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.algos.dqn import (DQNUpdate, QPolicy, epsilon, epsilon_greedy, sync_target, td_loss,
+from tfpg.algos.dqn.algorithm import (DQNUpdate, QPolicy, epsilon, epsilon_greedy, sync_target, td_loss,
                             td_targets)
-from tfpg.replay import TransitionBatch
-from tfpg.stepping import VecStepper
+from tfpg.experience.replay import TransitionBatch
+from tfpg.envs.stepping import VecStepper
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 GAMMA = 0.9

@@ -2,8 +2,8 @@
 import gymnasium as gym
 import numpy as np
 
-from tfpg.envs import make_vec_env
-from tfpg.evaluation import EVAL_SEED, MAX_EVAL_ENVS, evaluate_returns, greedy_returns
+from tfpg.envs.make import make_vec_env
+from tfpg.training.evaluation import EVAL_SEED, MAX_EVAL_ENVS, evaluate_returns, greedy_returns
 
 
 def lean_controller(obs):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import run_tensorflow_only
-from tfpg.errors import ConfigError
-from tfpg.export import export_policy, read_metadata
-from tfpg.policies import CategoricalPolicy
+from tfpg.core.errors import ConfigError
+from tfpg.export.saved_model import export_policy, read_metadata
+from tfpg.models.policies import CategoricalPolicy
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 
@@ -92,7 +92,7 @@ def test_read_metadata_rejects_non_tfpg_dirs(tmp_path):
 
 
 def test_shipped_cartpole_policy_balances():
-    from tfpg.evaluate import evaluate
+    from tfpg.cli.evaluate import evaluate
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     returns = evaluate(os.path.join(root, "saved_models", "cartpole-reinforce"), episodes=10, seed=100)
@@ -120,7 +120,7 @@ print(json.dumps(out))
 
 
 def test_dqn_export_loads_with_tensorflow_only(tmp_path):
-    from tfpg.algos.dqn import QPolicy
+    from tfpg.algos.dqn.algorithm import QPolicy
 
     policy = QPolicy(OBS_SPACE, gym.spaces.Discrete(3), (32, 32))
     metadata = {"algorithm": "dqn", "policy": policy.kind, "env_id": "CartPole-v1", "env_steps": 7,

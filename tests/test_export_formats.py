@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, run_cli, run_tensorflow_only
 from policy_kinds import KINDS, export_all
 
-from tfpg.errors import ConfigError
-from tfpg.export_formats import ATOL, RTOL, convert, load_actor, require, sample_action, saved_model_runner
+from tfpg.core.errors import ConfigError
+from tfpg.export.formats import ATOL, RTOL, convert, load_actor, require, sample_action, saved_model_runner
 
 RUNTIME_ONLY = r"""
 import json, sys
@@ -121,7 +121,7 @@ def test_evaluate_runs_converted_files(converted, tmp_path):
     """The shipped CartPole policy, converted, balances as the SavedModel does."""
     import shutil
 
-    from tfpg.evaluate import evaluate
+    from tfpg.cli.evaluate import evaluate
 
     shutil.copytree(os.path.join(ROOT, "saved_models", "cartpole-reinforce"), tmp_path / "cartpole")
     for fmt in ("litert", "onnx"):
@@ -141,11 +141,11 @@ def one_line_refusal(proc, *phrases):
 def test_refuses_what_is_not_a_tfpg_export(tmp_path):
     (tmp_path / "empty").mkdir()
     one_line_refusal(run_cli([str(tmp_path / "empty"), "--format", "onnx"], cwd=tmp_path,
-                             module="tfpg.export_formats"), "not a tfpg SavedModel")
+                             module="tfpg.export.formats"), "not a tfpg SavedModel")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "summary.json").write_text(json.dumps({"export_path": None}))
     one_line_refusal(run_cli([str(tmp_path / "run"), "--format", "litert"], cwd=tmp_path,
-                             module="tfpg.export_formats"), "was not exported")
+                             module="tfpg.export.formats"), "was not exported")
 
 
 def test_refuses_a_missing_converter_naming_the_extra(tmp_path, monkeypatch):
@@ -164,10 +164,10 @@ def test_refuses_a_missing_converter_naming_the_extra(tmp_path, monkeypatch):
 
 
 def run_cli_with_env(args, cwd):
-    """`python -m tfpg.export_formats args` with this process's PYTHONPATH (which the test sets)."""
+    """`python -m tfpg.export.formats args` with this process's PYTHONPATH (which the test sets)."""
     import subprocess
 
-    return subprocess.run([sys.executable, "-m", "tfpg.export_formats", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tfpg.export.formats", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=600, check=False)
 
 
@@ -175,10 +175,10 @@ def test_refuses_to_overwrite_without_the_flag_and_writes_atomically(converted, 
     _, _, job = converted["dqn"]
     saved_model = job["dir"]
     before = os.path.getmtime(job["onnx"])
-    one_line_refusal(run_cli([saved_model, "--format", "onnx"], cwd=tmp_path, module="tfpg.export_formats"),
+    one_line_refusal(run_cli([saved_model, "--format", "onnx"], cwd=tmp_path, module="tfpg.export.formats"),
                      "already exists", "--overwrite")
     assert os.path.getmtime(job["onnx"]) == before
-    proc = run_cli([saved_model, "--format", "onnx", "--overwrite"], cwd=tmp_path, module="tfpg.export_formats")
+    proc = run_cli([saved_model, "--format", "onnx", "--overwrite"], cwd=tmp_path, module="tfpg.export.formats")
     assert proc.returncode == 0, proc.stderr[-2000:]
     leftovers = [n for n in os.listdir(os.path.dirname(job["onnx"])) if ".tmp-" in n]
     assert leftovers == []
@@ -190,7 +190,7 @@ def test_shipped_conversions_agree_with_the_shipped_saved_models(name):
     (tfpg-export ... --overwrite) whenever the SavedModel changes."""
     pytest.importorskip("ai_edge_litert")
     pytest.importorskip("onnxruntime")
-    from tfpg.export_formats import disagreements, load_model, probe_observations
+    from tfpg.export.formats import disagreements, load_model, probe_observations
 
     saved_model = os.path.join(ROOT, "saved_models", name)
     reference, metadata = load_model(saved_model)

@@ -2,8 +2,8 @@
 import gymnasium as gym
 import numpy as np
 
-from tfpg.rollout import FixedHorizonCollector
-from tfpg.stepping import VecStepper
+from tfpg.experience.collectors import FixedHorizonCollector
+from tfpg.envs.stepping import VecStepper
 
 N, T, LIMIT = 3, 10, 10   # pushing mostly one way ends CartPole near the 10-step limit: both cases
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tfpg.returns import gae_advantages
+from tfpg.maths.returns import gae_advantages
 
 T, N = 7, 3
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.policies import policy_kind, restore_variables, snapshot_variables
-from tfpg.stepping import VecStepper
-from tfpg.algos.reinforce import make_update
+from tfpg.models.policies import policy_kind, restore_variables, snapshot_variables
+from tfpg.envs.stepping import VecStepper
+from tfpg.algos.reinforce.algorithm import make_update
 from conftest import run_tensorflow_only
-from tfpg.errors import ConfigError
-from tfpg.export import export_policy
-from tfpg.normalization import ObservationNormalizer
-from tfpg.policies import CategoricalPolicy, GaussianPolicy
+from tfpg.core.errors import ConfigError
+from tfpg.export.saved_model import export_policy
+from tfpg.models.normalization import ObservationNormalizer
+from tfpg.models.policies import CategoricalPolicy, GaussianPolicy
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
 ACT = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -100,8 +100,8 @@ def test_log_std_lr_moves_only_the_log_std_faster():
 def test_std_ceiling_falls_log_linearly_and_caps_only_what_is_above_it():
     """--std-ceiling: log sigma_max(t) interpolates log_std_init -> log(std_ceiling) over N env steps, then stays;
     the projection lowers only the dimensions above it."""
-    from tfpg.algos.reinforce import std_ceiling_log
-    from tfpg.config import build_config
+    from tfpg.algos.reinforce.algorithm import std_ceiling_log
+    from tfpg.config.run import build_config
 
     config = build_config("reinforce", "LunarLanderContinuous-v3", None,
                           {"std_ceiling": 0.1, "std_ceiling_steps": 1000, "log_std_init": -0.5})
@@ -146,8 +146,8 @@ def test_kl_metric_is_the_gaussian_closed_form():
 
 
 def test_env_actions_respect_the_bounds_but_stored_actions_are_unclipped():
-    from tfpg.envs import make_vec_env
-    from tfpg.rollout import EpisodeCollector
+    from tfpg.envs.make import make_vec_env
+    from tfpg.experience.collectors import EpisodeCollector
 
     envs = make_vec_env("LunarLanderContinuous-v3", num_envs=2, seed=0, vector_mode="sync")
     policy = GaussianPolicy(envs.single_observation_space, envs.single_action_space, hidden=(8,), seed=0)
@@ -244,8 +244,8 @@ def test_policy_state_round_trips_every_variable_the_graph_reads():
 
 
 def test_async_and_sync_collection_give_identical_batches():
-    from tfpg.envs import make_vec_env
-    from tfpg.rollout import EpisodeCollector
+    from tfpg.envs.make import make_vec_env
+    from tfpg.experience.collectors import EpisodeCollector
 
     batches = []
     for mode in ("sync", "async"):
@@ -263,14 +263,14 @@ SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_shipped_lander_lands():
-    from tfpg.evaluate import evaluate
+    from tfpg.cli.evaluate import evaluate
 
     returns = evaluate(SHIPPED, episodes=20, seed=100)   # greedy signature, fixed seeds 100..119
     assert returns.mean() >= 200, returns
 
 
 def test_evaluate_records_an_mp4_of_the_lander(tmp_path):
-    from tfpg.evaluate import evaluate
+    from tfpg.cli.evaluate import evaluate
 
     evaluate(SHIPPED, episodes=1, seed=100, video_dir=str(tmp_path / "videos"))
     videos = list((tmp_path / "videos").glob("*.mp4"))

@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 from tfpg.algos import REGISTRY
-from tfpg.config import build_config
-from tfpg.graph_backend import fixed_horizon_advantages
-from tfpg.graph_trainer import GraphTrainer
-from tfpg.returns import gae_advantages
+from tfpg.config.run import build_config
+from tfpg.backends.graph.stacked import fixed_horizon_advantages
+from tfpg.training.graph_trainer import GraphTrainer
+from tfpg.maths.returns import gae_advantages
 
 # Small and quick to compile: 16 envs x 16 steps per iteration, one hidden layer of 16.
 SMALL = dict(num_envs=16, rollout_steps=16, hidden=(16,), lr=0.01, normalize=True, total_steps=2048, progress=False,
@@ -125,8 +125,8 @@ def test_nan_scalars_are_not_written_and_the_rest_is(tmp_path):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from tfpg.graph_trainer import EPISODE_TAGS, GraphProgress
-    from tfpg.logger import EpisodeStats, RunLogger
+    from tfpg.training.graph_trainer import EPISODE_TAGS, GraphProgress
+    from tfpg.training.logger import EpisodeStats, RunLogger
 
     trainer = GraphTrainer.__new__(GraphTrainer)   # only what _log uses: no program to compile
     trainer.agents = [SimpleNamespace(logger=RunLogger(str(tmp_path / f"seed_{k}"), {}, 10, progress=False),
@@ -157,7 +157,7 @@ def test_cartpole_is_solved_within_a_step_budget(tmp_path):
 
 
 def test_fixed_horizon_advantages_equal_the_numpy_gae():
-    """The in-graph GAE of the graph backend against tfpg.returns.gae_advantages on random rollouts with
+    """The in-graph GAE of the graph backend against tfpg.maths.returns.gae_advantages on random rollouts with
     terminations, truncations and a cut at the end."""
     rng = np.random.default_rng(0)
     shape = (40, 3, 5)
@@ -186,8 +186,8 @@ def test_fixed_horizon_advantages_equal_the_numpy_gae():
      "--kl-adaptive-lr false, or --backend gym"),
 ])
 def test_refusals_are_one_line_before_anything_is_written(tmp_path, flags, message):
-    from tfpg.cli import configure, make_parser
-    from tfpg.errors import ConfigError
+    from tfpg.cli.train import configure, make_parser
+    from tfpg.core.errors import ConfigError
 
     args = make_parser().parse_args([*flags, "--logdir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "m")])
     with pytest.raises(ConfigError) as refused:
@@ -197,7 +197,7 @@ def test_refusals_are_one_line_before_anything_is_written(tmp_path, flags, messa
 
 
 def test_a_refusal_exits_2_with_one_line(tmp_path, capsys):
-    from tfpg.cli import main
+    from tfpg.cli.train import main
 
     status = main(["--preset", "cartpole-reinforce-graph", "--normalize-obs", "true", "--logdir", str(tmp_path)])
     err = capsys.readouterr().err
@@ -206,7 +206,7 @@ def test_a_refusal_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_intra_op_threads_after_tensorflow_started_warns_that_it_was_not_applied():
-    from tfpg.trainer import set_intra_op_threads
+    from tfpg.training.trainer import set_intra_op_threads
 
     tf.constant(1.0) + 1.0   # the runtime runs (as in any process that already ran an op)
     before = tf.config.threading.get_intra_op_parallelism_threads()

@@ -1,4 +1,4 @@
-"""The in-graph classic-control envs (tfpg.graph_envs) against gymnasium 1.4's own.
+"""The in-graph classic-control envs (tfpg.envs.graph) against gymnasium 1.4's own.
 
 Tolerances (absolute). The TF envs run their physics in float32 by default; gymnasium runs
 CartPole, Acrobot, MountainCar and Pendulum in float64 and returns float32 observations, and
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.graph_envs import GRAPH_ENVS, EnvState, has_graph_env, key_sequence, make, make_key, split_key
+from tfpg.envs.graph import GRAPH_ENVS, EnvState, has_graph_env, key_sequence, make, make_key, split_key
 
 
 class Tolerance(NamedTuple):

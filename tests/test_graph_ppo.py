@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from tfpg.algos import REGISTRY
-from tfpg.config import build_config
-from tfpg.graph_trainer import GraphTrainer
-from tfpg.losses import clipped_surrogate_loss, entropy_loss, value_estimation_loss
+from tfpg.config.run import build_config
+from tfpg.training.graph_trainer import GraphTrainer
+from tfpg.maths.losses import clipped_surrogate_loss, entropy_loss, value_estimation_loss
 
 # The zoo's CartPole settings (preset ppo-cartpole: 8 envs x 32 steps, 20 epochs of one minibatch, lr and clip
 # range linear to 0 over the budget), in-graph, with a 50k-step budget and a reward_100 of 200 as the goal.
@@ -120,7 +120,7 @@ def test_losses_reduced_per_agent_are_each_agents_loss():
 
 
 def test_unimplemented_ppo_options_are_refused_in_one_line(tmp_path, capsys):
-    from tfpg.cli import main
+    from tfpg.cli.train import main
 
     status = main(["--algo", "ppo", "--backend", "graph", "--normalize-obs", "true", "--target-kl", "0.01",
                    "--rollout-steps", "128", "--logdir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "m")])
@@ -135,8 +135,8 @@ def test_an_update_walks_each_agents_batch_in_minibatches_with_a_smaller_last_on
     """GraphPPO.learn run eagerly on a made-up rollout of 5 steps x 2 envs (10 rows), minibatches of 4: three Adam
     steps per epoch (4, 4, 2 rows); agent 1 of seeds (3, 4) ends with the weights of seed 4 alone on its slice
     (its own shuffles), also with the clipped value loss and an entropy bonus."""
-    from tfpg.envs import env_spaces
-    from tfpg.policies import make_policy
+    from tfpg.envs.make import env_spaces
+    from tfpg.models.policies import make_policy
 
     config = build_config("ppo", "CartPole-v1", None, dict(backend="graph", hidden=(8,), critic_hidden=(8,), horizon=5,
                                                            num_envs=2, minibatch_size=4, epochs=2, clip_range_vf=0.2,

@@ -1,7 +1,7 @@
 """Learning tests: fixed seed, fixed env-step budget, a bar that a random policy cannot pass."""
-from tfpg.checks import prepare_paths
-from tfpg.trainer import train
-from tfpg.config import build_config
+from tfpg.training.checks import prepare_paths
+from tfpg.training.trainer import train
+from tfpg.config.run import build_config
 
 RANDOM_CARTPOLE_REWARD_100 = 22  # uniform random actions average about 22 steps
 
@@ -35,7 +35,7 @@ def test_reinforce_fallback_defaults_learn_acrobot_without_a_preset(tmp_path):
     """No preset exists for Acrobot-v1 (-1 per step until the swing-up): the dataclass defaults (critic +
     GAE, standardised advantages, normalised observations, KL-stopped reuse) learn it within 20k steps,
     far below the zoo's 500k for A2C."""
-    from tfpg.config import default_preset
+    from tfpg.config.run import default_preset
 
     assert default_preset("reinforce", "Acrobot-v1") is None
     config = build_config("reinforce", "Acrobot-v1", None, dict(

@@ -6,9 +6,9 @@ A uniformly random CartPole policy lasts about 22 steps; a policy that always pu
 """
 import pytest
 
-from tfpg.checks import prepare_paths
-from tfpg.config import build_config
-from tfpg.trainer import train
+from tfpg.training.checks import prepare_paths
+from tfpg.config.run import build_config
+from tfpg.training.trainer import train
 
 GREEDY_BAR = 200.0    # greedy mean return over 5 episodes, 9x what random play gets
 # A2C's greedy policy swings between ~120 and 500 from one 10k-step evaluation to the next on this budget (one

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.losses import clipped_surrogate_loss, entropy_loss, value_estimation_loss
+from tfpg.maths.losses import clipped_surrogate_loss, entropy_loss, value_estimation_loss
 
 # ratio r and advantage A, eps = 0.2; the chosen term of min(r A, clip(r, 0.8, 1.2) A) by hand:
 #   r = 1.5, A = +2: min(3.0, 2.4)  = 2.4   clipped (upper side)   -> no gradient

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfpg.natural_gradient import (
+from tfpg.maths.natural_gradient import (
     assign_flat,
     backtracking_line_search,
     conjugate_gradient,
@@ -17,7 +17,7 @@ from tfpg.natural_gradient import (
     mean_kl,
     natural_step,
 )
-from tfpg.policies import make_policy
+from tfpg.models.policies import make_policy
 
 OBS_DIM = 4
 

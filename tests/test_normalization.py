@@ -1,7 +1,7 @@
 """Reward normalisation: the discounted returns, their running variance and the scaled rewards, by brute force."""
 import numpy as np
 
-from tfpg.normalization import RewardNormalizer, RunningMoments
+from tfpg.models.normalization import RewardNormalizer, RunningMoments
 
 
 def brute_force_returns(rewards, ended, live, gamma):
@@ -85,11 +85,11 @@ def test_running_moments_equal_numpy_over_all_batches():
 def test_reinforce_scales_each_episodes_rewards_by_the_std_of_its_running_returns():
     """REINFORCE's complete episodes, concatenated: R restarts at every episode, and reward-to-go is taken of
     r / sqrt(Var[R]) with Var over every step of the episodes collected so far."""
-    from tfpg.algos.reinforce import Reinforce
-    from tfpg.config import build_config
-    from tfpg.envs import env_spaces, make_train_envs
-    from tfpg.returns import reward_to_go
-    from tfpg.stepping import VecStepper
+    from tfpg.algos.reinforce.algorithm import Reinforce
+    from tfpg.config.run import build_config
+    from tfpg.envs.make import env_spaces, make_train_envs
+    from tfpg.maths.returns import reward_to_go
+    from tfpg.envs.stepping import VecStepper
 
     config = build_config("reinforce", "Pendulum-v1", None, dict(
         num_envs=2, returns="reward_to_go", baseline="none", normalize_reward=True, steps_per_update=300,
@@ -115,9 +115,9 @@ def test_a_config_saved_before_an_option_existed_resumes_as_it_trained():
     """config.json of a run from before --normalize-reward / --critic-activation / --kl-adaptive-lr: resumed with
     the behaviour it had (no reward scaling, a ReLU critic, a fixed lr), not today's defaults, which would not
     fit its checkpoint."""
-    from tfpg.algos.a2c import A2CConfig
-    from tfpg.algos.dqn import DQNConfig
-    from tfpg.config import with_fields_added_later
+    from tfpg.algos.a2c.algorithm import A2CConfig
+    from tfpg.algos.dqn.algorithm import DQNConfig
+    from tfpg.config.run import with_fields_added_later
 
     saved = A2CConfig().to_dict()
     del saved["normalize_reward"], saved["critic_activation"], saved["kl_adaptive_lr"]

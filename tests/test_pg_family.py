@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfpg.algos.reinforce import make_update, policy_gradient_loss
-from tfpg.baselines import CriticBaseline, LinearBaseline, MeanBaseline, MovingBaseline, explained_variance
-from tfpg.policies import CategoricalPolicy
+from tfpg.algos.reinforce.algorithm import make_update, policy_gradient_loss
+from tfpg.models.baselines import CriticBaseline, LinearBaseline, MeanBaseline, MovingBaseline, explained_variance
+from tfpg.models.policies import CategoricalPolicy
 
 tfd = tfp.distributions
 FLAT4 = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
@@ -84,7 +84,7 @@ def test_importance_weighted_gradient_at_first_epoch_equals_on_policy_gradient()
 
 
 def test_importance_weights_after_a_step_and_truncation():
-    from tfpg.algos.reinforce import importance_weights
+    from tfpg.algos.reinforce.algorithm import importance_weights
 
     log_probs = tf.math.log(tf.constant([0.5, 0.2, 0.9]))
     old = tf.math.log(tf.constant([0.25, 0.4, 0.3]))
@@ -198,9 +198,9 @@ def test_mean_and_moving_baselines():
 
 
 def test_n_step_collector_hands_out_each_transition_once_with_brute_force_returns():
-    from tfpg.envs import make_vec_env
-    from tfpg.rollout import NStepCollector
-    from tfpg.stepping import VecStepper
+    from tfpg.envs.make import make_vec_env
+    from tfpg.experience.collectors import NStepCollector
+    from tfpg.envs.stepping import VecStepper
 
     envs = make_vec_env("CartPole-v1", num_envs=3, seed=5, vector_mode="sync")
     rng = np.random.default_rng(0)
@@ -226,9 +226,9 @@ def test_kl_adaptive_learning_rate_follows_the_batch_kl_within_its_bounds():
     """lr / 1.5 above 2 x target, x 1.5 below target / 2 (never above --lr), unchanged in between."""
     import keras
 
-    from tfpg.schedules import adapt_learning_rate
-    from tfpg.config import build_config
-    from tfpg.errors import ConfigError
+    from tfpg.maths.schedules import adapt_learning_rate
+    from tfpg.config.run import build_config
+    from tfpg.core.errors import ConfigError
 
     optimizer = keras.optimizers.Adam(3e-4)
     target, max_lr = 0.02, 3e-4

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 
 from conftest import run_cli
-from tfpg import envs as envs_lib
+from tfpg.envs import make as envs_lib
 
 CAR = "CarRacing-v3"
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
@@ -46,9 +46,9 @@ def test_ppo_on_car_racing_trains_with_the_cnn_and_exports_for_the_frames(workdi
 
 def test_normalize_obs_given_on_frames_is_refused_in_one_line_and_the_fallbacks_value_is_not(tmp_path, capsys):
     """The actor-critic fallback sets --normalize-obs true for every env; on frames only the flag is an error."""
-    from tfpg.checks import check_run
-    from tfpg.cli import main
-    from tfpg.config import build_config
+    from tfpg.training.checks import check_run
+    from tfpg.cli.train import main
+    from tfpg.config.run import build_config
 
     status = main(["--algo", "ppo", "--env", CAR, "--normalize-obs", "true", "--logdir", str(tmp_path / "runs"),
                    "--export-dir", str(tmp_path / "m")])

@@ -3,8 +3,8 @@ import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
-from tfpg.algos.reinforce import gradient_stats, policy_gradient_loss
-from tfpg.policies import CategoricalPolicy
+from tfpg.algos.reinforce.algorithm import gradient_stats, policy_gradient_loss
+from tfpg.models.policies import CategoricalPolicy
 
 
 def bandit_policy(logits):

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from tfpg.algos import REGISTRY, presets
-from tfpg.config import build_config
+from tfpg.config.run import build_config
 
 RECORD = pathlib.Path(__file__).parent / "fixtures" / "preset_configs.json"
 

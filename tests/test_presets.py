@@ -4,10 +4,10 @@ import pathlib
 
 import pytest
 
-from tfpg.checks import prepare_paths
-from tfpg.trainer import train
+from tfpg.training.checks import prepare_paths
+from tfpg.training.trainer import train
 from tfpg.algos import presets
-from tfpg.config import build_config
+from tfpg.config.run import build_config
 
 PRESETS = presets()
 

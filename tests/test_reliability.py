@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, assert_same_checkpoint, run_cli
 
-from tfpg.checks import prepare_paths
-from tfpg.trainer import train
-from tfpg.algos.dqn import DQN
-from tfpg.algos.reinforce import Reinforce
-from tfpg.checkpoint import latest_checkpoint
-from tfpg.config import build_config
-from tfpg.trainer import TrainingError
+from tfpg.training.checks import prepare_paths
+from tfpg.training.trainer import train
+from tfpg.algos.dqn.algorithm import DQN
+from tfpg.algos.reinforce.algorithm import Reinforce
+from tfpg.core.checkpoint import latest_checkpoint
+from tfpg.config.run import build_config
+from tfpg.training.trainer import TrainingError
 
 # A deterministic, quick configuration: few envs, small net, checkpoints every 4k steps.
 SMALL = dict(num_envs=4, hidden=(32,), episodes_per_update=4, lr=0.01, stop_reward=None, checkpoint_every=4000)
@@ -269,12 +269,12 @@ def test_k_nonfinite_updates_in_a_row_stop_with_the_last_good_checkpoint_intact(
 
 
 # Exports a small policy; with a delay, announces and widens the windows of a replacing export
-# (wrapping tfpg.export._swap_into_place and, inside it, os.rename: production code has no hook).
+# (wrapping tfpg.export.saved_model._swap_into_place and, inside it, os.rename: production code has no hook).
 EXPORTER = r"""
 import os, sys, time, gymnasium as gym, numpy as np
-from tfpg import export
-from tfpg.export import export_policy
-from tfpg.policies import CategoricalPolicy
+from tfpg.export import saved_model as export
+from tfpg.export.saved_model import export_policy
+from tfpg.models.policies import CategoricalPolicy
 delay = float(sys.argv[3])
 swap, rename = export._swap_into_place, os.rename
 def slow_rename(src, dst):
@@ -306,7 +306,7 @@ def test_a_killed_export_leaves_the_old_export_or_none(tmp_path, marker, expect)
     p.send_signal(signal.SIGKILL)
     p.wait()
     if expect == "old":
-        from tfpg.export import read_metadata
+        from tfpg.export.saved_model import read_metadata
 
         assert read_metadata(target)["generation"] == 1
         tf.saved_model.load(target)
@@ -321,7 +321,7 @@ def test_a_signal_right_after_a_checkpoint_keeps_that_checkpoint(tmp_path, monke
     """SIGINT landing between a checkpoint and the next update (the envs have just restarted, which zeroes the
     reward normaliser's running returns): the run ends on that checkpoint as written, identical to the
     uninterrupted run's at the same step, and a resume from it ends exactly where the uninterrupted run does."""
-    from tfpg.trainer import Trainer
+    from tfpg.training.trainer import Trainer
 
     def ppo(name, total_steps, resume=False):
         config = build_config("ppo", "CartPole-v1", None, dict(

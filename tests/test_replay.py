@@ -3,7 +3,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from tfpg.replay import ReplayBuffer
+from tfpg.experience.replay import ReplayBuffer
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfpg.returns import reward_to_go, standardize, total_return
+from tfpg.maths.returns import reward_to_go, standardize, total_return
 
 
 def brute_reward_to_go(rewards, lengths, gamma, bootstrap=None):
@@ -88,7 +88,7 @@ def brute_n_step(rewards, terminated, truncated, valid, gamma, n, values):
 
 @pytest.mark.parametrize("n", [1, 3, 10])
 def test_n_step_targets_match_brute_force(n):
-    from tfpg.returns import n_step_targets
+    from tfpg.maths.returns import n_step_targets
 
     rng = np.random.default_rng(n)
     T, N, gamma = 40, 3, 0.9
@@ -113,7 +113,7 @@ def test_n_step_targets_match_brute_force(n):
 
 
 def test_n_step_without_bootstrap_is_the_books_discounted_sum():
-    from tfpg.returns import n_step_targets
+    from tfpg.maths.returns import n_step_targets
 
     rewards = np.ones((12, 1))
     terminated = np.zeros((12, 1), bool)
@@ -124,7 +124,7 @@ def test_n_step_without_bootstrap_is_the_books_discounted_sum():
 
 
 def test_lambda_returns_are_gae_plus_values_and_reduce_to_known_cases():
-    from tfpg.returns import lambda_returns
+    from tfpg.maths.returns import lambda_returns
 
     rng = np.random.default_rng(5)
     lengths = np.array([6, 4])

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tfpg.envs import make_vec_env
-from tfpg.rollout import EpisodeCollector
-from tfpg.stepping import VecStepper
+from tfpg.envs.make import make_vec_env
+from tfpg.experience.collectors import EpisodeCollector
+from tfpg.envs.stepping import VecStepper
 
 
 @pytest.mark.parametrize("mode", ["sync", "vector_entry_point"])

@@ -1,6 +1,6 @@
 import pytest
 
-from tfpg.schedules import LinearSchedule, constant_or_linear
+from tfpg.maths.schedules import LinearSchedule, constant_or_linear
 
 
 def test_linear_schedule():

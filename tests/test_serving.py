@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, run_tensorflow_only
 from policy_kinds import KINDS, build, expected_outputs, export_all
 
-from tfpg.export import export_policy
+from tfpg.export.saved_model import export_policy
 
 SESSION_LOADER = r"""
 import json, sys

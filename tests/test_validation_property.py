@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tfpg.algos import config_classes, presets
-from tfpg.checks import check_run
-from tfpg.config import build_config, validate
-from tfpg.errors import ConfigError
+from tfpg.training.checks import check_run
+from tfpg.config.run import build_config, validate
+from tfpg.core.errors import ConfigError
 
 FIELDS = sorted({f.name for cls in config_classes().values() for f in dataclasses.fields(cls)} - {"algo"})
 

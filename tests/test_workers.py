@@ -19,15 +19,15 @@ from conftest import ROOT, assert_same_checkpoint, run_tensorflow_only
 
 ray = pytest.importorskip("ray")
 
-from tfpg import cli  # noqa: E402
-from tfpg.actor_critic import ActorCritic  # noqa: E402
+from tfpg.cli import train as cli  # noqa: E402
+from tfpg.algos.actor_critic import ActorCritic  # noqa: E402
 from tfpg.algos import REGISTRY  # noqa: E402
-from tfpg.algos.reinforce import Reinforce  # noqa: E402
-from tfpg.checkpoint import latest_checkpoint  # noqa: E402
-from tfpg.checks import check_resume, prepare_paths  # noqa: E402
-from tfpg.config import build_config  # noqa: E402
-from tfpg.trainer import Trainer  # noqa: E402
-from tfpg.workers import SyncCollector  # noqa: E402
+from tfpg.algos.reinforce.algorithm import Reinforce  # noqa: E402
+from tfpg.core.checkpoint import latest_checkpoint  # noqa: E402
+from tfpg.training.checks import check_resume, prepare_paths  # noqa: E402
+from tfpg.config.run import build_config  # noqa: E402
+from tfpg.training.trainer import Trainer  # noqa: E402
+from tfpg.backends.ray.workers import SyncCollector  # noqa: E402
 
 SMALL = dict(num_envs=4, hidden=(16,), episodes_per_update=4, lr=0.01, stop_reward=None, progress=False)
 # PPO on 4 envs x 32 steps (128 per update) with the running observation statistics, whose values the workers
@@ -280,7 +280,7 @@ def test_sigint_ends_a_ppo_run_with_two_workers_cleanly_and_resume_continues_it(
 TWO_NODES = r"""
 import json, sys
 from ray.cluster_utils import Cluster
-from tfpg import cli
+from tfpg.cli import train as cli
 cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, object_store_memory=80 * 2**20,
                                                           include_dashboard=False))
 cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)

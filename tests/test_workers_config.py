@@ -3,7 +3,7 @@ import importlib.util
 
 import numpy as np
 
-from tfpg import cli
+from tfpg.cli import train as cli
 
 
 def _main(capsys, tmp_path, monkeypatch, args):
@@ -46,10 +46,10 @@ def test_each_dqn_worker_explores_with_its_own_fixed_epsilon_once_the_warm_up_is
     """Ape-X's epsilon_i = 0.4^(1 + 7 i / 3) for 4 workers; the warm-up stays uniformly random (epsilon 1)."""
     import dataclasses
 
-    from tfpg import envs as envs_lib
-    from tfpg.algos.dqn import DQN
-    from tfpg.config import build_config
-    from tfpg.stepping import VecStepper
+    from tfpg.envs import make as envs_lib
+    from tfpg.algos.dqn.algorithm import DQN
+    from tfpg.config.run import build_config
+    from tfpg.envs.stepping import VecStepper
 
     config = dataclasses.replace(build_config("dqn", "CartPole-v1", None, dict(num_envs=1, hidden=(8,))),
                                  learning_starts=5, worker_eps=0.4)   # as with --workers 4 (Ray not needed here)

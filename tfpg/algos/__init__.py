@@ -7,7 +7,7 @@ README's tables all read it. Adding an algorithm is one module and one `register
 from __future__ import annotations
 
 from tfpg.algos.base import Algorithm
-from tfpg.config import Preset
+from tfpg.config.run import Preset
 
 REGISTRY: dict[str, type[Algorithm]] = {}
 
@@ -27,11 +27,11 @@ def config_classes() -> dict[str, type]:
     return {name: algorithm.config_class for name, algorithm in REGISTRY.items()}
 
 
-from tfpg.algos.a2c import A2C  # noqa: E402
-from tfpg.algos.dqn import DQN  # noqa: E402  (the modules import this package's base)
-from tfpg.algos.ppo import PPO  # noqa: E402
-from tfpg.algos.reinforce import Reinforce  # noqa: E402
-from tfpg.algos.trpo import TRPO, NaturalPolicyGradient  # noqa: E402
+from tfpg.algos.a2c.algorithm import A2C  # noqa: E402
+from tfpg.algos.dqn.algorithm import DQN  # noqa: E402  (the modules import this package's base)
+from tfpg.algos.ppo.algorithm import PPO  # noqa: E402
+from tfpg.algos.reinforce.algorithm import Reinforce  # noqa: E402
+from tfpg.algos.trpo.algorithm import TRPO, NaturalPolicyGradient  # noqa: E402
 
 register(Reinforce)
 register(DQN)

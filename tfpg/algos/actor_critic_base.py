@@ -1,12 +1,12 @@
 """The base of the actor-critic algorithms (A2C, PPO, TRPO/NPG): what they share around their updates.
 
-Not an algorithm itself and not registered; the maths they share is in `tfpg.actor_critic`.
+Not an algorithm itself and not registered; the maths they share is in `tfpg.algos.actor_critic`.
 """
 from __future__ import annotations
 
 import gymnasium as gym
 
-from tfpg.actor_critic import (ActorCritic, ActorCriticBatch, ActorCriticConfig, build_collector, build_policy,
+from tfpg.algos.actor_critic import (ActorCritic, ActorCriticBatch, ActorCriticConfig, build_collector, build_policy,
                                make_kl_and_entropy)
 from tfpg.algos.base import Algorithm, PolicyActor
 
@@ -29,7 +29,7 @@ class ActorCriticAlgorithm(Algorithm):
 
     @property
     def collector(self):
-        """The core's collector; --workers puts its stand-in here (`tfpg.workers.WorkerPool.attach`)."""
+        """The core's collector; --workers puts its stand-in here (`tfpg.backends.ray.workers.WorkerPool.attach`)."""
         return self.core.collector
 
     @collector.setter

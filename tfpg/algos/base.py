@@ -11,21 +11,21 @@ An algorithm is one class in one module:
 
         def __init__(self, config, spaces, stepper): ...  # build networks, optimizers, collector
         def iteration(self) -> Iteration: ...             # collect -> learn -> metrics, once
-        # --backend graph (optional): check_graph_backend(config) and graph_learner(...), see tfpg.graph_trainer
+        # --backend graph (optional): check_graph_backend(config) and graph_learner(...), see tfpg.training.graph_trainer
         # checkpoint content: trackables() (TF objects) and state()/load_state() (numpy arrays)
-        # self.policy: what is evaluated and exported (see tfpg.export)
+        # self.policy: what is evaluated and exported (see tfpg.export.saved_model)
 
-and one registry line in `tfpg/algos/__init__.py`. The trainer (`tfpg.trainer`) owns seeding,
+and one registry line in `tfpg/algos/__init__.py`. The trainer (`tfpg.training.trainer`) owns seeding,
 envs, the loop, checkpoints and resume, signals, the non-finite guard, logging, evaluation,
 export and summary.json; the algorithm never calls it.
 
-Experience comes from `stepper` (`tfpg.stepping.VecStepper`): the trainer's vector env with
-NEXT_STEP autoreset handled once. Collectors (`tfpg.rollout`) build episodes or n-step windows on
+Experience comes from `stepper` (`tfpg.envs.stepping.VecStepper`): the trainer's vector env with
+NEXT_STEP autoreset handled once. Collectors (`tfpg.experience.collectors`) build episodes or n-step windows on
 it; `stepper.env_steps` counts real transitions. After a checkpoint the trainer re-seeds the
 envs through the stepper, and collectors drop what they held of the cut episodes.
 
-Rollout workers (--workers N, `tfpg.workers`) need nothing Ray-specific from an algorithm. One
-that sets `distributable = True` collects only through `self.collector` (a `tfpg.rollout`
+Rollout workers (--workers N, `tfpg.backends.ray.workers`) need nothing Ray-specific from an algorithm. One
+that sets `distributable = True` collects only through `self.collector` (a `tfpg.experience.collectors`
 collector). The trainer then builds it on a stepper that only counts (the envs live on the
 workers) and puts a stand-in with the same `collect(...)` and batch type in place of its
 collector; each worker builds `actor(config, spaces, stepper)` on its own envs, whose `policy`
@@ -41,9 +41,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from tfpg.config import Preset, RunConfig
-from tfpg.envs import EnvSpaces
-from tfpg.errors import ConfigError
+from tfpg.config.run import Preset, RunConfig
+from tfpg.envs.make import EnvSpaces
+from tfpg.core.errors import ConfigError
 
 
 def reseed_policy(policy, seed: int) -> None:
@@ -124,7 +124,7 @@ class Algorithm:
     @classmethod
     def check_graph_backend(cls, config: RunConfig) -> None:
         """Refuse --backend graph (ConfigError, one line) unless this algorithm has a `graph_learner`
-        (see `tfpg.graph_trainer`) that implements the options of `config`."""
+        (see `tfpg.training.graph_trainer`) that implements the options of `config`."""
         raise ConfigError(f"--backend graph is not implemented for --algo {cls.name}; use --backend gym")
 
     def iteration(self) -> Iteration:

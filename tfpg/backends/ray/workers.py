@@ -1,0 +1,451 @@
+"""Rollout workers on Ray (--workers N): each a Ray actor with its own vector env and a CPU copy of the policy.
+
+    learner (the trainer's process)                      worker i (a Ray actor, its own process)
+    weights = ray.put(policy variables as numpy)  ───►   copy them into its policy
+    on-policy: collect(share of the request) on every ─►  the algorithm's own collector on its envs
+               batch = the segments in worker order  ◄──  segment: batch, env steps, episodes, seconds
+    replay:    stream(K vector steps, epsilon)  ──────►   epsilon-greedy steps; one chunk per call
+               queue.get() ◄── bounded ray.util.queue.Queue ◄── put (blocks while the queue is full)
+
+Seeding: worker i seeds its envs and its acting generators with worker_seed(seed, i), worker 0
+with the run's seed itself, so `--workers 1` collects exactly what the in-process collector would.
+A checkpoint re-seeds worker i with worker_seed(env_reset_seed(seed, env_steps), i), which a
+resumed run repeats; the checkpoint needs nothing more than the seed and the step count it holds.
+
+Faults: the actors restart when their process dies (max_restarts=-1) and their calls are never
+retried by Ray (max_task_retries=0). A segment is one call's return value (or one queue item), so
+it arrives whole or not at all: a dead worker's unfinished segment is dropped, the worker is
+re-seeded (a fresh seed: it must not replay its first episodes) and asked again. Env steps and
+episodes are counted only from segments the learner received. The workers ignore SIGINT: the
+learner finishes its update, then stops them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import signal
+import time
+import types
+
+import numpy as np
+
+from tfpg.envs import make as envs_lib
+from tfpg.models.policies import restore_variables, snapshot_variables
+from tfpg.envs.stepping import VecStepper
+
+# How often one segment's call may fail (its worker's process died), and how many restarts in all, before the
+# run gives up.
+MAX_ATTEMPTS = 5
+MAX_RESTARTS = 100
+# Seconds to wait for Ray to restart a dead worker.
+RESTART_TIMEOUT_S = 300.0
+# Replay streaming: vector steps per chunk (at least --train-freq) and chunks the queue holds.
+MIN_CHUNK_STEPS = 16
+QUEUE_CHUNKS_PER_WORKER = 2
+
+
+def worker_seed(seed: int, index: int) -> int:
+    """Worker 0: `seed` itself (--workers 1 is the in-process run); worker i > 0: a seed drawn from (seed, i)."""
+    if index == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % (2**31))
+
+
+def restart_seed(seed: int, env_steps: int, restarts: int) -> int:
+    """The seed a restarted worker continues with: new for every restart, so no episode is replayed."""
+    return int(np.random.SeedSequence([seed, env_steps, restarts, 1]).generate_state(1)[0] % (2**31))
+
+
+def config_from_values(values: dict):
+    """The config object of `RunConfig.to_dict()` output (lists back to tuples)."""
+    from tfpg.algos import REGISTRY
+
+    cls = REGISTRY[values["algo"]].config_class
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class RolloutWorker:
+    """One Ray actor: its own vector env with the stepping core, and the algorithm's `actor` built on it."""
+
+    def __init__(self, config_values: dict, index: int, envs_per_worker: int, seed: int):
+        # Ctrl-C in a terminal reaches the whole process group; the learner decides when the workers stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from tfpg.algos import REGISTRY
+        from tfpg.core.quiet import import_tensorflow
+
+        import_tensorflow()
+        config = dataclasses.replace(config_from_values(config_values), num_envs=envs_per_worker, seed=seed)
+        self.index = index
+        self.episodes: list[tuple[np.ndarray, np.ndarray]] = []
+        self.envs = envs_lib.make_train_envs(config)
+        self.stepper = VecStepper(self.envs, config.env_id, on_episode=lambda r, n: self.episodes.append((r, n)))
+        self.actor = REGISTRY[config.algo].actor(config, envs_lib.env_spaces(config.env_id), self.stepper)
+
+    def info(self) -> dict:
+        import ray
+
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+
+    def reseed(self, seed: int) -> None:
+        """Re-seed envs and acting; episodes in progress end here (as after a checkpoint in process)."""
+        self.stepper.restart(seed)
+        self.actor.reseed(seed)
+        self.episodes = []
+
+    def _segment(self, batch, env_steps_before: int, started: float) -> dict:
+        returns = [r for r, _ in self.episodes]
+        lengths = [n for _, n in self.episodes]
+        self.episodes = []
+        return {"worker": self.index, "batch": batch, "env_steps": self.stepper.env_steps - env_steps_before,
+                "returns": np.concatenate(returns) if returns else np.zeros(0),
+                "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
+                "seconds": time.perf_counter() - started}
+
+    def collect(self, weights: list[np.ndarray], request: dict) -> dict:
+        """One on-policy segment: the actor's collector serves `request` with the broadcast weights."""
+        restore_variables(self.actor.policy, weights)
+        before, started = self.stepper.env_steps, time.perf_counter()
+        return self._segment(self.actor.collector.collect(**request), before, started)
+
+    def stream(self, weights: list[np.ndarray], request: dict, vector_steps: int, queue) -> int:
+        """One replay chunk of `vector_steps` vector steps, put into the learner's bounded queue."""
+        restore_variables(self.actor.policy, weights)
+        before, started = self.stepper.env_steps, time.perf_counter()
+        segment = self._segment(self.actor.collector.collect(vector_steps=vector_steps, **request), before, started)
+        queue.put(segment)   # blocks while the queue is full: the learner sets the pace
+        return segment["env_steps"]
+
+
+def require_ray():
+    import ray
+
+    return ray
+
+
+def start_ray(config) -> bool:
+    """Join --ray-address, or start a local Ray instance (no dashboard); True when this run connected (then
+    `ray.shutdown()` at its end stops the local instance, or leaves the cluster running and disconnects).
+
+    ray.init draws from Python's global `random`, which Keras's unseeded initializers also draw from
+    after the trainer seeded it: its state is put back, so a run's weights do not depend on whether
+    this process connected to Ray itself."""
+    ray = require_ray()
+    if ray.is_initialized():   # e.g. a test session that already holds one
+        return False
+    quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+    state = random.getstate(), np.random.get_state()
+    try:
+        if config.ray_address is not None:
+            ray.init(address=config.ray_address, **quiet)
+        else:
+            ray.init(num_cpus=config.ray_num_cpus or None, include_dashboard=False, **quiet)
+        return True
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+
+
+class PooledStepper:
+    """The learner's stepper with --workers: it counts env steps and episodes of the segments received and
+    re-seeds the workers; the envs themselves live on the workers (`step` is not available here)."""
+
+    def __init__(self, pool: WorkerPool, spaces: envs_lib.EnvSpaces, num_envs: int, on_episode):
+        self.pool = pool
+        # What collectors read of a vector env when they are built (the algorithm's own, replaced by the pool).
+        self.envs = types.SimpleNamespace(single_observation_space=spaces.observation_space,
+                                          single_action_space=spaces.action_space, num_envs=num_envs)
+        self.num_envs = num_envs
+        self.on_episode = on_episode
+        self.on_restart: list = []
+        # callbacks(columns: slice) when one worker's envs restart (its process died): its episodes were cut
+        self.on_worker_restart: list = []
+        self.env_steps = 0
+        self.observations = None
+
+    def restart(self, seed: int) -> None:
+        self.pool.reseed(seed)
+        for callback in self.on_restart:
+            callback()
+
+    def step(self, actions, env_actions=None):
+        raise RuntimeError("with --workers the envs are stepped on the workers; collect through algorithm.collector")
+
+
+@dataclasses.dataclass
+class PoolTimes:
+    """What the learner spent on the workers since the last log (TensorBoard's workers/ tags)."""
+
+    wait_seconds: float = 0.0         # blocked on segments
+    broadcast_seconds: float = 0.0    # snapshot + ray.put of the weights
+    broadcasts: int = 0
+    updates: int = 0
+
+
+class WorkerPool:
+    """N rollout workers, the weights they act with, and the bookkeeping of what they hand back."""
+
+    def __init__(self, config, spaces: envs_lib.EnvSpaces, on_episode):
+        ray = require_ray()
+        self.config = config
+        self.connected = start_ray(config)
+        try:
+            self._start_actors(ray, config, spaces, on_episode)
+        except BaseException:
+            if self.connected:
+                ray.shutdown()
+            raise
+
+    def _start_actors(self, ray, config, spaces, on_episode) -> None:
+        self.n, self.m = config.workers, config.envs_per_worker or config.num_envs
+        remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RolloutWorker)
+        values = config.to_dict()
+        # SPREAD: one worker per node as far as nodes go (a cluster's CPUs, not just the head's).
+        self.actors = [remote.options(scheduling_strategy="SPREAD").remote(values, i, self.m,
+                                                                           worker_seed(config.seed, i))
+                       for i in range(self.n)]
+        # Read in attach(): the workers start (a process and a TensorFlow import each) while the learner builds
+        # its algorithm, and an error in a worker's construction still ends the run before anything is collected.
+        self._placement_refs = [a.info.remote() for a in self.actors]
+        self.placement: list[dict] = []
+        self.stepper = PooledStepper(self, spaces, self.n * self.m, on_episode)
+        self.restarts = [0] * self.n
+        self.worker_steps = np.zeros(self.n, dtype=np.int64)        # since the last log
+        self.worker_seconds = np.zeros(self.n)
+        self.times = PoolTimes()
+        self.broadcast_bytes = 0
+        self.weights = None          # the ObjectRef of the newest broadcast
+        self.stale = True            # the policy changed since
+        self.collector = None
+
+    # --- wiring ---------------------------------------------------------------------------------
+    def attach(self, algorithm) -> None:
+        """Put the stand-in collector in place of the algorithm's own (same collect(), same batches)."""
+        self.placement = require_ray().get(self._placement_refs)
+        local = algorithm.collector
+        self.worker_request = algorithm.worker_request
+        if type(local).streams:
+            self.collector = StreamingCollector(self, algorithm.policy, type(local))
+        else:
+            self.collector = SyncCollector(self, algorithm.policy, type(local))
+        algorithm.collector = self.collector
+
+    def policy_updated(self) -> None:
+        self.stale = True
+        self.times.updates += 1
+
+    def broadcast(self, policy):
+        """One ray.put of the policy's variables as numpy arrays, once per update (a fresh ref when stale)."""
+        if self.stale or self.weights is None:
+            started = time.perf_counter()
+            arrays = snapshot_variables(policy)
+            self.weights = require_ray().put(arrays)
+            self.times.broadcast_seconds += time.perf_counter() - started
+            self.times.broadcasts += 1
+            self.broadcast_bytes = sum(a.nbytes for a in arrays)
+            self.stale = False
+        return self.weights
+
+    # --- segments -------------------------------------------------------------------------------
+    def account(self, segment: dict) -> None:
+        """Count a received segment: env steps, episode statistics, the worker's own rate."""
+        self.stepper.env_steps += segment["env_steps"]
+        if len(segment["returns"]):
+            self.stepper.on_episode(segment["returns"], segment["lengths"])
+        self.worker_steps[segment["worker"]] += segment["env_steps"]
+        self.worker_seconds[segment["worker"]] += segment["seconds"]
+
+    def recover(self, index: int) -> None:
+        """After worker `index`'s process died: wait for Ray's restart, then re-seed it afresh."""
+        ray = require_ray()
+        from ray.exceptions import RayActorError
+
+        from tfpg.training.trainer import TrainingError
+
+        self.restarts[index] += 1
+        if sum(self.restarts) > MAX_RESTARTS:
+            raise TrainingError(f"rollout workers died {sum(self.restarts)} times; see `ray status`")
+        seed = worker_seed(restart_seed(self.config.seed, self.stepper.env_steps, sum(self.restarts)), index)
+        deadline = time.monotonic() + RESTART_TIMEOUT_S
+        while True:
+            try:
+                ray.get(self.actors[index].reseed.remote(seed))
+                break
+            except RayActorError:
+                if time.monotonic() > deadline:
+                    raise TrainingError(f"rollout worker {index} died and was not restarted within "
+                                        f"{RESTART_TIMEOUT_S:.0f} s; see `ray status`") from None
+                time.sleep(0.2)
+        self.placement[index] = ray.get(self.actors[index].info.remote())
+        for callback in self.stepper.on_worker_restart:
+            callback(slice(index * self.m, (index + 1) * self.m))   # its columns of the joined rollouts
+
+    def gather(self, weights, requests: list[dict]) -> list[dict]:
+        """Every worker's segment for its request, in worker order; a worker that died is asked again."""
+        ray = require_ray()
+        from ray.exceptions import RayActorError
+
+        refs = [actor.collect.remote(weights, request) for actor, request in zip(self.actors, requests)]
+        segments = []
+        for i, ref in enumerate(refs):
+            for _ in range(MAX_ATTEMPTS):
+                try:
+                    segments.append(ray.get(ref))
+                    break
+                except RayActorError:   # its unfinished segment is gone: collect it again
+                    self.recover(i)
+                    ref = self.actors[i].collect.remote(weights, requests[i])
+            else:
+                from tfpg.training.trainer import TrainingError
+
+                raise TrainingError(f"rollout worker {i} died {MAX_ATTEMPTS} times while collecting one segment")
+        return segments
+
+    def reseed(self, seed: int) -> None:
+        """After a checkpoint (and on resume): worker i restarts its envs and acting from worker_seed(seed, i)."""
+        ray = require_ray()
+        from ray.exceptions import RayActorError
+
+        if self.collector is not None:
+            self.collector.drain()
+        refs = [actor.reseed.remote(worker_seed(seed, i)) for i, actor in enumerate(self.actors)]
+        for i, ref in enumerate(refs):
+            try:
+                ray.get(ref)
+            except RayActorError:   # died meanwhile: its replacement gets a fresh seed like any restart
+                self.recover(i)
+
+    # --- reporting and the end --------------------------------------------------------------------
+    def metrics(self) -> dict:
+        """workers/steps_per_second_i, the learner's wait for data and the broadcast time per update, since
+        the last log."""
+        times, updates = self.times, max(1, self.times.updates)
+        rates = {f"workers/steps_per_second_{i}": self.worker_steps[i] / self.worker_seconds[i]
+                 for i in range(self.n) if self.worker_seconds[i] > 0}
+        values = {**rates, "workers/learner_wait_s": times.wait_seconds / updates,
+                  "workers/broadcast_s": times.broadcast_seconds / max(1, times.broadcasts),
+                  "workers/broadcast_bytes": self.broadcast_bytes, "workers/restarts": sum(self.restarts)}
+        self.worker_steps[:], self.worker_seconds[:] = 0, 0.0
+        self.times = PoolTimes()
+        return values
+
+    def summary(self) -> dict:
+        return {"count": self.n, "envs_per_worker": self.m, "restarts": list(self.restarts),
+                "nodes": [p["node"] for p in self.placement], "broadcast_bytes": self.broadcast_bytes}
+
+    def close(self) -> None:
+        """Stop the workers (and the queue); disconnect from Ray if this run connected (a local instance stops)."""
+        ray = require_ray()
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        if self.collector is not None:
+            self.collector.close()
+        if self.connected:
+            ray.shutdown()
+
+
+class SyncCollector:
+    """On-policy collection on every worker at once: the batch is the workers' batches in worker order."""
+
+    def __init__(self, pool: WorkerPool, policy, local_class):
+        self.pool, self.policy, self.local_class = pool, policy, local_class
+
+    def collect(self, **request):
+        pool = self.pool
+        weights = pool.broadcast(self.policy)
+        share = self.local_class.split_request(request, pool.n)
+        started = time.perf_counter()
+        segments = pool.gather(weights, [pool.worker_request(share, i, pool.n) for i in range(pool.n)])
+        pool.times.wait_seconds += time.perf_counter() - started
+        for segment in segments:
+            pool.account(segment)
+        return type(segments[0]["batch"]).concatenate([s["batch"] for s in segments])
+
+    def drain(self) -> None:
+        """Nothing is in flight between two collect() calls."""
+
+    def close(self) -> None:
+        pass
+
+
+class StreamingCollector:
+    """Replay collection: each worker streams chunks into a bounded queue; collect() hands back one chunk.
+
+    A worker gets its next stream call (with the newest weights and the request, e.g. the run's epsilon)
+    as soon as its last one returned, so it never runs more than the queue's room ahead of the learner."""
+
+    def __init__(self, pool: WorkerPool, policy, local_class):
+        from ray.util.queue import Queue
+
+        self.pool, self.policy = pool, policy
+        self.chunk_steps = max(MIN_CHUNK_STEPS, getattr(pool.config, "train_freq", 1))
+        self.queue = Queue(maxsize=QUEUE_CHUNKS_PER_WORKER * pool.n)
+        self.in_flight: dict[int, object] = {}
+
+    def _launch(self, request: dict) -> None:
+        """A stream call for every worker that has none running (recovering those whose process died)."""
+        ray = require_ray()
+        from ray.exceptions import RayActorError
+
+        for i, actor in enumerate(self.pool.actors):
+            ref = self.in_flight.get(i)
+            if ref is not None:
+                if not ray.wait([ref], timeout=0)[0]:
+                    continue
+                try:
+                    ray.get(ref)
+                except RayActorError:   # died before or while putting its chunk: nothing of it was counted
+                    self.pool.recover(i)
+            weights = self.pool.broadcast(self.policy)
+            self.in_flight[i] = actor.stream.remote(weights, self.pool.worker_request(request, i, self.pool.n),
+                                                    self.chunk_steps, self.queue)
+
+    def collect(self, **request):
+        from ray.util.queue import Empty
+
+        started = time.perf_counter()
+        while True:
+            self._launch(request)
+            try:
+                segment = self.queue.get(block=True, timeout=1.0)
+                break
+            except Empty:
+                continue
+        self.pool.times.wait_seconds += time.perf_counter() - started
+        self.pool.account(segment)
+        chunk = segment["batch"]
+        chunk.env_ids = chunk.env_ids + segment["worker"] * self.pool.m   # the learner's numbering of all envs
+        return chunk
+
+    def drain(self) -> None:
+        """Let every running stream call finish and drop what they queued (never counted): a checkpoint
+        re-seeds the workers, and chunks collected before it must not arrive after it."""
+        ray = require_ray()
+        from ray.util.queue import Empty
+
+        pending = [ref for ref in self.in_flight.values()]
+        while pending:
+            try:
+                self.queue.get(block=True, timeout=0.1)
+            except Empty:
+                pass
+            pending = ray.wait(pending, num_returns=len(pending), timeout=0)[1]
+        for ref in self.in_flight.values():
+            try:
+                ray.get(ref)
+            except Exception:   # a worker that died meanwhile is recovered by the next launch
+                pass
+        self.in_flight = {}
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    def close(self) -> None:
+        """After the workers were killed: collect their stream calls' errors (else Ray reports them), drop the queue."""
+        ray = require_ray()
+        for ref in self.in_flight.values():
+            try:
+                ray.get(ref)
+            except Exception:   # killed while stepping or blocked on the full queue
+                pass
+        self.queue.shutdown(force=True)
