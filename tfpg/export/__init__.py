@@ -1,0 +1,1 @@
+"""SavedModel export and loading, LiteRT and ONNX conversion."""
