@@ -92,6 +92,22 @@ def test_benchmark_tables_are_stamped_and_in_the_results_pages():
         assert f'"{key}"' in scripts or key.startswith("advanced-pg-"), f"no benchmark writes bench:{key}"
 
 
+def test_a_benchmark_writes_its_block_with_a_stamp(tmp_path, monkeypatch):
+    """`--docs` replaces the block in the page that holds it and stamps it with today and the command line."""
+    common = benchmarks_common()
+    page = tmp_path / "atari.md"
+    page.write_text("# Atari\n\n<!-- bench:atari -->\nold\n<!-- /bench:atari -->\n\nAfter.\n")
+    monkeypatch.setattr(common, "DOCS_RESULTS", str(tmp_path))
+    monkeypatch.setattr("sys.argv", [os.path.join(ROOT, "benchmarks", "atari_throughput.py"), "--docs"])
+    common.write_docs_section("atari", "| a |\n|---|\n| 1 |")
+    (key, body), = [(m["key"], m["body"]) for m in BENCH.finditer(page.read_text())]
+    date, command = common.STAMP.fullmatch(body.rstrip("\n").split("\n")[-1]).groups()
+    assert body.startswith("| a |\n|---|\n| 1 |\n\n") and command == "python benchmarks/atari_throughput.py --docs"
+    assert page.read_text().endswith("<!-- /bench:atari -->\n\nAfter.\n")
+    with pytest.raises(SystemExit, match="bench:lunarlander"):
+        common.write_docs_section("lunarlander", "text")
+
+
 def test_readme_is_the_landing_page():
     """At most 250 lines, every relative link resolves, and its test command is the one .ci/run runs."""
     readme = open(os.path.join(ROOT, "README.md")).read()
