@@ -1,21 +1,20 @@
 """Ablation of the policy-gradient family on CartPole-v1: returns x baselines.
 
-    python benchmarks/ablation_cartpole.py [--seeds 0 1 2] [--readme]
+    python benchmarks/ablation_cartpole.py [--seeds 0 1 2] [--docs]
 
 For returns in {total (G_0 for every step), reward_to_go} and baselines in {none, mean, linear,
 critic}, on the `cartpole-reinforce` preset with advantage standardisation OFF (standardising is
 itself a batch baseline and would hide the comparison): env steps to reward_100 >= 475 (within
 the budget), final reward_100, and the median over the run of grad_var, the variance of the
 per-episode gradient estimates. Writes a table, results/ablation_cartpole.json and the learning
-curves results/ablation_cartpole.png (mean and min-max over seeds).
+curves docs/results/img/ablation_cartpole.png (mean and min-max over seeds).
 """
 import argparse
 import itertools
-import os
 import statistics
 
 import numpy as np
-from common import RESULTS, machine, med_range, run_training, save, write_readme_section
+from common import machine, med_range, plot_path, run_training, save, write_docs_section
 
 RETURNS = ("total", "reward_to_go")
 BASELINES = ("none", "mean", "linear", "critic")
@@ -54,7 +53,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--total-steps", type=int, default=400_000)
-    p.add_argument("--readme", action="store_true")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     rows = []
     for kind, baseline in itertools.product(RETURNS, BASELINES):
@@ -78,23 +78,22 @@ def main():
                      f"| {'>' + format(args.total_steps, ',') if med == float('inf') else format(int(med), ',')} "
                      f"| {med_range(r['reward_100'] for r in runs)} "
                      f"| {med_range((r['grad_var_median'] for r in runs), '{:.3g}')} |")
-    png = os.path.join(RESULTS, "ablation_cartpole.png")
-    os.makedirs(RESULTS, exist_ok=True)
+    png = plot_path("ablation_cartpole.png")
     plot(rows, args.total_steps, png)
     m = machine()
     table = "\n".join(lines) + (
         f"\n\nMedians [min–max] over seeds {', '.join(map(str, args.seeds))}; `cartpole-reinforce` with "
         f"`--normalize false --lr 0.01`, budget {args.total_steps:,} env steps; env steps to 475 is the median "
         f"(a run that never got there counts as infinite). {m['date']}, "
-        "`python benchmarks/ablation_cartpole.py --readme`.\n\n"
-        "![ablation learning curves](benchmarks/results/ablation_cartpole.png)")
+        "`python benchmarks/ablation_cartpole.py --docs`.\n\n"
+        "![ablation learning curves](img/ablation_cartpole.png)")
     print(table)
     for row in rows:
         for r in row["runs"]:
             r["curves"] = {k: v[:: max(1, len(v) // 300)] for k, v in r["curves"].items()}
     save("ablation_cartpole.json", {"machine": m, "rows": rows})
-    if args.readme:
-        write_readme_section("ablation", table)
+    if args.docs:
+        write_docs_section("ablation", table)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 hyperparameters, seed by seed in one run, so that the speed comparison is a ratio measured on the
 same machine at the same time.
 
-    PEERS_VENV=~/.cache/tfpg-peers-venv python benchmarks/advanced_pg.py [--algos trpo ppo a2c] [--seeds 0 1 2] [--readme]
-    python benchmarks/advanced_pg.py --env LunarLanderContinuous-v3 --algos ppo trpo --total-steps 1000000 --readme
+    PEERS_VENV=~/.cache/tfpg-peers-venv python benchmarks/advanced_pg.py [--algos trpo ppo a2c] [--seeds 0 1 2] [--docs]
+    python benchmarks/advanced_pg.py --env LunarLanderContinuous-v3 --algos ppo trpo --total-steps 1000000 --docs
 
 CartPole-v1: both sides train within the zoo's budget for the algorithm (its `n_timesteps`); the
 numbers are the env steps and training seconds until `reward_100` (mean of the last 100 training
@@ -17,7 +17,7 @@ tfpg runs `train.py --algo A --preset P` with P the default preset of A on the e
 imports it). `--tfpg-algo reinforce` swaps tfpg's side for another algorithm (used to test this
 harness before the algorithms existed). The JSON goes to results/advanced_pg_<env>.json, the
 learning curves (reward_100 against env steps, both systems on the same axes) to
-results/advanced_pg_<env>.png; `--readme` also writes the README table. The PNG needs matplotlib:
+docs/results/img/advanced_pg_<env>.png; `--docs` also writes the table into docs/results/. The PNG needs matplotlib:
 from tfpg's venv (the `dev` extra) or, failing that, from the peers venv.
 """
 import argparse
@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import RESULTS, ROOT, machine, med_range, run_training, save, write_readme_section
+from common import RESULTS, ROOT, machine, med_range, plot_path, run_training, save, write_docs_section
 
 PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers")
 CARTPOLE_TARGET = 475.0
@@ -185,7 +185,7 @@ def table(results: dict, env_id: str, seeds) -> str:
         f"{' (n/N: runs that reached 475 of the runs made)' if cartpole else ''}, tfpg and SB3 alternated seed by "
         f"seed in one session per algorithm ({when}, {m['cpus']} cores shared "
         "with other work, so seconds are noisy; env steps are not). "
-        f"`python benchmarks/advanced_pg.py{'' if cartpole else ' --env ' + env_id} --readme`.")
+        f"`python benchmarks/advanced_pg.py{'' if cartpole else ' --env ' + env_id} --docs`.")
 
 
 def plot(results: dict, env_id: str, path: str) -> None:
@@ -240,7 +240,8 @@ def parse_args():
                         "the run up to the cut is the same; 0 = the zoo's whole budget")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in results/ (same --env); other --algos are added beside it")
-    p.add_argument("--readme", action="store_true")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     p.add_argument("--plot-only", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -307,10 +308,10 @@ def main():
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:   # what the peers venv plots, if it must
         json.dump(shown, f)
         f.flush()
-        draw(shown, args.env, f.name, os.path.join(RESULTS, stem + ".png"), args.peers_venv)
-    if args.readme:
-        write_readme_section(f"advanced-pg-{args.env.split('-')[0].lower()}", text +
-                             f"\n\n![tfpg vs SB3 learning curves](benchmarks/results/{stem}.png)")
+        draw(shown, args.env, f.name, plot_path(stem + ".png"), args.peers_venv)
+    if args.docs:
+        write_docs_section(f"advanced-pg-{args.env.split('-')[0].lower()}", text +
+                           f"\n\n![tfpg vs SB3 learning curves](img/{stem}.png)")
 
 if __name__ == "__main__":
     main()

@@ -1,11 +1,11 @@
 """Learning curve of a long Atari run, from its TensorBoard events, labelled with the frames it covers.
 
-    python benchmarks/atari_long_run.py RUN_DIR [--readme]
+    python benchmarks/atari_long_run.py RUN_DIR [--docs]
 
 Plots the real game score (`reward`, each finished episode's last value per log point, and
 `reward_100`) and epsilon against env frames (agent steps x 4, the frame skip), writes
-results/atari_long_run.png and .json, and with --readme the README section `atari-long-run`.
-Nothing here trains: the run is made with train.py (see the README for the command).
+docs/results/img/atari_long_run.png and results/atari_long_run.json, and with --docs the section
+`atari-long-run` of docs/results/atari.md. Nothing here trains: the run is made with train.py (see that page).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 
-from common import RESULTS, publish, read_scalars
+from common import plot_path, publish, read_scalars
 
 FRAME_SKIP = 4
 
@@ -21,7 +21,8 @@ FRAME_SKIP = 4
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
-    p.add_argument("--readme", action="store_true")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     with open(os.path.join(args.run_dir, "config.json")) as f:
         config = json.load(f)
@@ -54,9 +55,8 @@ def main() -> None:
     ax.legend(loc="upper left")
     ax.set_title(f"{config['env_id']}, {config['algo']}, {last_step * FRAME_SKIP / 1e6:.2f}M frames "
                  f"of the preset's {config['total_steps'] * FRAME_SKIP / 1e6:.0f}M")
-    os.makedirs(RESULTS, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "atari_long_run.png"), dpi=110)
+    fig.savefig(plot_path("atari_long_run.png"), dpi=110)
 
     sps = [v for _, v in curves.get("steps_per_second", [])]
     # each process writes its own events file, so more than one means the run was resumed
@@ -73,8 +73,8 @@ def main() -> None:
             + (f"Training speed as logged: {sps[-1]:,.0f} agent steps/s (at niceness 19 beside other work). "
                if sps else "")
             + "A partial run, not a trained agent: the published DQN numbers come after 10M agent steps (40M frames)."
-            + "\n\n![DQN Breakout long run](benchmarks/results/atari_long_run.png)")
-    publish("atari-long-run", text, "atari_long_run.json", {"config": config, "curves": curves}, args.readme)
+            + "\n\n![DQN Breakout long run](img/atari_long_run.png)")
+    publish("atari-long-run", text, "atari_long_run.json", {"config": config, "curves": curves}, args.docs)
 
 
 if __name__ == "__main__":

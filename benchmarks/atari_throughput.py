@@ -1,6 +1,6 @@
 """Training throughput on Pong: env frames per second for book-pong-pg and zoo-dqn-pong, and replay memory.
 
-    nice -n 19 python benchmarks/atari_throughput.py [--warmup 4000] [--steps 20000] [--readme]
+    nice -n 19 python benchmarks/atari_throughput.py [--warmup 4000] [--steps 20000] [--docs]
 
 Each preset trains for warm-up + budget agent steps in a fresh `train.py` process; the rate is
 taken between the first log at or after the warm-up (tracing, XLA compilation and, for DQN, the
@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import machine, run_training, save, write_readme_section  # noqa: E402
+from benchmarks.common import machine, run_training, save, write_docs_section  # noqa: E402
 
 RUNS = {
     "book-pong-pg": [],
@@ -49,7 +49,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--warmup", type=int, default=4_000)
     p.add_argument("--steps", type=int, default=20_000)
-    p.add_argument("--readme", action="store_true", help="write the README table")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     results = {}
     for preset, extra in RUNS.items():
@@ -65,7 +66,7 @@ def main() -> None:
     nice = os.nice(0)
     save("atari_throughput.json", {"results": results, "replay": memory, "warmup": args.warmup, "steps": args.steps,
                                    "nice": nice, "machine": machine()})
-    if not args.readme:
+    if not args.docs:
         return
     lines = ["| preset | envs | env frames/s (agent steps × 4) | agent steps/s |", "|---|---:|---:|---:|"]
     for preset, r in results.items():
@@ -78,7 +79,7 @@ def main() -> None:
                  f"{memory['bytes_per_transition'] - 84 * 84:.0f} bytes of fields) against "
                  f"{memory['stacked_obs_and_next_obs_bytes']:,} for stored s and s′ stacks; "
                  f"1M transitions: {memory['GiB_per_1M']:.1f} GiB.")
-    write_readme_section("atari", "\n".join(lines))
+    write_docs_section("atari", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Throughput: agent steps/s (x4 for frames) with uniformly random actions, median 
 (no sticky actions, 30 no-ops, frame skip 4 with max-pooling, grey 84x84, stack 4, no fire reset,
 no built-in reward clipping) is compared with `tfpg.envs.atari.make_atari_env`, frame by frame on the
 same action sequence, and on what the stack holds at an episode start.
-Writes benchmarks/results/atari_vector_modes.json and the README section bench:atari-vector.
+Writes benchmarks/results/atari_vector_modes.json and the section bench:atari-vector of docs/results/atari.md.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import machine, save, write_readme_section  # noqa: E402
+from benchmarks.common import machine, save, write_docs_section  # noqa: E402
 from tfpg.envs import atari  # noqa: E402
 from tfpg.envs import make as envs_lib
 
@@ -88,7 +88,7 @@ def main() -> None:
     p.add_argument("--envs", type=int, nargs="+", default=[8, 16])
     p.add_argument("--steps", type=int, default=10_000, help="agent steps per timed run")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--no-readme", action="store_true")
+    p.add_argument("--no-docs", "--no-readme", dest="no_docs", action="store_true", help="print the table only")
     args = p.parse_args()
     envs_lib.check_env_id(args.env)   # registers ale_py
     nice = os.nice(0)
@@ -102,7 +102,7 @@ def main() -> None:
     print(eq)
     save("atari_vector_modes.json", {"env_id": args.env, "agent_steps_per_run": args.steps, "nice": nice,
                                      "results": results, "equivalence": eq, "machine": machine()})
-    if args.no_readme:
+    if args.no_docs:
         return
     lines = ["| vector env | envs | agent steps/s (median of 3) | frames/s |", "|---|---:|---:|---:|"]
     names = {"vector_entry_point": "ale-py C++ `AtariVectorEnv`", "async": "`AsyncVectorEnv` + wrappers",
@@ -116,7 +116,7 @@ def main() -> None:
                  f"at an episode start the C++ stack pads with black frames (max pixel "
                  f"{eq['reset_padding_cpp_max_pixel']}), the wrappers repeat the reset frame "
                  f"({eq['reset_padding_python_repeats_reset_frame']}).")
-    write_readme_section("atari-vector", "\n".join(lines))
+    write_docs_section("atari-vector", "\n".join(lines))
 
 
 if __name__ == "__main__":

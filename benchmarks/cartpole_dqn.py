@@ -1,12 +1,12 @@
 """Time DQN to a greedy evaluation mean >= 475 on CartPole-v1: training seconds and env steps, per seed.
 
-    python benchmarks/cartpole_dqn.py [--seeds 0 1 2] [--preset dqn-cartpole] [--readme]
+    python benchmarks/cartpole_dqn.py [--seeds 0 1 2] [--preset dqn-cartpole] [--docs]
 
 The preset evaluates the greedy policy every few thousand env steps (10 episodes) and stops once
 their mean reaches 475; training seconds include those evaluations. The training reward_100 at
 that point is reported too: it runs with epsilon-greedy exploration and so understates the greedy
 policy. Seeds run one after another (never two trainings at once on a 2-core machine); results go
-to benchmarks/results/cartpole_dqn.json and, with --readme, into the README's table.
+to benchmarks/results/cartpole_dqn.json and, with --docs, into its table in docs/results/.
 """
 import argparse
 
@@ -18,7 +18,8 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--preset", nargs="+", default=["dqn-cartpole"])
     p.add_argument("--extra", default="", help="extra train.py flags, quoted")
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     rows = run_presets(args.preset, args.seeds, args.extra, lambda r: (
         f"solved={r['solved']} {r['env_steps']:,} steps, train {r['train_seconds']:.2f} s "
@@ -33,7 +34,7 @@ def main():
                      + stats_cells(runs, "train_seconds", "process_wall_s", "env_steps", "reward_100", "steps_per_s")
                      + " |")
     table = "\n".join(lines) + "\n\n" + footer(args.seeds, "cartpole_dqn.py")
-    publish("cartpole-dqn", table, "cartpole_dqn.json", {"rows": rows}, args.readme)
+    publish("cartpole-dqn", table, "cartpole_dqn.json", {"rows": rows}, args.docs)
 
 
 if __name__ == "__main__":

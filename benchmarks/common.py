@@ -1,10 +1,11 @@
-"""Shared helpers for tfpg's benchmarks: run train.py per seed, summarise, write the README table."""
+"""Shared helpers for tfpg's benchmarks: run train.py per seed, summarise, write the table into its docs page."""
 from __future__ import annotations
 
 import json
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -13,6 +14,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
+# The results pages of the documentation site; each holds the <!-- bench:KEY --> blocks the scripts write,
+# and img/ the plots those blocks show (linked as img/NAME.png from the page).
+DOCS_RESULTS = os.path.join(ROOT, "docs", "results")
+PLOTS = os.path.join(DOCS_RESULTS, "img")
 
 
 def run_training(args: list[str], seed: int, curves: tuple[str, ...] = ()) -> dict:
@@ -91,16 +96,16 @@ def footer(seeds, script: str, extra: str = "") -> str:
     """The line under a results table: what the numbers are, where and how they were made."""
     m = machine()
     return (f"Median [min–max] over seeds {', '.join(map(str, seeds))}; {m['cpus']} cores, Python {m['python']}, "
-            f"{m['date']}{extra}; `python benchmarks/{script} --readme`.")
+            f"{m['date']}{extra}; `python benchmarks/{script} --docs`.")
 
 
-def publish(key: str, text: str, results_name: str, payload: dict, readme: bool) -> None:
-    """Print a results table; with --readme put it in README.md and its raw numbers under results/
-    (only together, so that a trial run never leaves results/ disagreeing with the README)."""
+def publish(key: str, text: str, results_name: str, payload: dict, docs: bool) -> None:
+    """Print a results table; with --docs put it in its docs page and its raw numbers under results/
+    (only together, so that a trial run never leaves results/ disagreeing with the docs)."""
     print(text)
-    if readme:
+    if docs:
         save(results_name, {"machine": machine(), **payload})
-        write_readme_section(key, text)
+        write_docs_section(key, text)
 
 
 def save(name: str, payload: dict) -> str:
@@ -111,14 +116,45 @@ def save(name: str, payload: dict) -> str:
     return path
 
 
-def write_readme_section(key: str, text: str) -> None:
-    """Replace the README text between <!-- bench:KEY --> and <!-- /bench:KEY -->."""
-    readme = os.path.join(ROOT, "README.md")
-    with open(readme) as f:
+def plot_path(name: str) -> str:
+    """Where a plot the docs show is written: docs/results/img/NAME (a block links it as img/NAME)."""
+    os.makedirs(PLOTS, exist_ok=True)
+    return os.path.join(PLOTS, name)
+
+
+def command() -> str:
+    """The command line that is running, as a user would type it from the repository root."""
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)
+    return shlex.join(["python", script, *sys.argv[1:]])
+
+
+def stamp() -> str:
+    """The last line of every block the benchmarks write: when, and by which command."""
+    return f"Table written {time.strftime('%Y-%m-%d')} by `{command()}`."
+
+
+STAMP = re.compile(r"^Table written (\d{4}-\d{2}-\d{2}) by `(python benchmarks/[^`]+)`\.$", re.M)
+
+
+def bench_pages(key: str) -> list[str]:
+    """The results pages that hold <!-- bench:KEY --> (exactly one should)."""
+    pages = sorted(os.path.join(DOCS_RESULTS, n) for n in os.listdir(DOCS_RESULTS) if n.endswith(".md"))
+    return [p for p in pages if f"<!-- bench:{key} -->\n" in open(p).read()]
+
+
+def write_docs_section(key: str, text: str) -> None:
+    """Replace the text between <!-- bench:KEY --> and <!-- /bench:KEY --> in its page under docs/results/
+    with `text` and a stamp line (date and command)."""
+    pages = bench_pages(key)
+    if len(pages) != 1:
+        raise SystemExit(f"{len(pages)} pages under docs/results/ have a <!-- bench:{key} --> section; there "
+                         "should be exactly one")
+    with open(pages[0]) as f:
         content = f.read()
     pattern = re.compile(rf"(<!-- bench:{key} -->\n).*?(<!-- /bench:{key} -->)", re.S)
     if not pattern.search(content):
-        raise SystemExit(f"README.md has no <!-- bench:{key} --> section")
-    content = pattern.sub(lambda m: m.group(1) + text.rstrip() + "\n" + m.group(2), content)
-    with open(readme, "w") as f:
+        raise SystemExit(f"{pages[0]} has no <!-- /bench:{key} --> closing its section")
+    body = text.rstrip() + "\n\n" + stamp() + "\n"
+    content = pattern.sub(lambda m: m.group(1) + body + m.group(2), content)
+    with open(pages[0], "w") as f:
         f.write(content)

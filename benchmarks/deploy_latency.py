@@ -1,6 +1,6 @@
 """Per-call latency of an exported policy in each deployment runtime, at batch 1 and batch 64.
 
-    python benchmarks/deploy_latency.py [--readme]        (needs the extras: pip install -e ".[litert,onnx]")
+    python benchmarks/deploy_latency.py [--docs]          (needs the extras: pip install -e ".[litert,onnx]")
 
 Models: the shipped `cartpole-reinforce` (MLP 4-128-2) and `lunarlander-pg` (MLP 8-64-64-2, obs
 normalisation, Gaussian), and an Atari-size Nature CNN (categorical, 6 actions, 4x84x84 uint8 frames,
@@ -136,7 +136,7 @@ def table(results: dict, load: tuple) -> str:
     lines.append("")
     lines.append(f"Median of 7 rounds; {m['cpus']} cores, 1-min load average {load[0]:.1f} before and {load[1]:.1f} after "
                  f"(other work on the machine), Python {m['python']}, {m['date']}; SavedModel size is the whole folder; "
-                 "`python benchmarks/deploy_latency.py --readme`.")
+                 "`python benchmarks/deploy_latency.py --docs`.")
     return "\n".join(lines)
 
 
@@ -146,14 +146,15 @@ def main() -> int:
         print(json.dumps(worker(runtime, path, json.loads(shape), dtype)))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--readme", action="store_true", help="write the README table and results/deploy_latency.json")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into docs/results/ and results/deploy_latency.json (--readme: the old name)")
     args = p.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         results = measure(folder)
     load = (load_before, os.getloadavg()[0])
     publish("deploy-latency", table(results, load), "deploy_latency.json", {"results": results, "load": load},
-            args.readme)
+            args.docs)
     return 0
 
 

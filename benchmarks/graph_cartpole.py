@@ -1,11 +1,11 @@
 """Time to reward_100 >= 475 on CartPole-v1 with --backend graph (K = 1, 8, 64 agents at once) against the
 gymnasium path (preset cartpole-reinforce) and the PyTorch book-REINFORCE peer, in one session.
 
-    python benchmarks/graph_cartpole.py [--seeds 0 1 2 3 4] [--agents 1 8 64] [--readme]
-    python benchmarks/graph_cartpole.py --algo ppo [--seeds 0 1 2 3 4] [--agents 1 8] [--readme]
+    python benchmarks/graph_cartpole.py [--seeds 0 1 2 3 4] [--agents 1 8 64] [--docs]
+    python benchmarks/graph_cartpole.py --algo ppo [--seeds 0 1 2 3 4] [--agents 1 8] [--docs]
 
 With --algo ppo: preset ppo-cartpole (the zoo's settings, 100k-step budget) with --backend gym and with
---backend graph per seed, then one graph run of K agents per K > 1; its own README table (graph-cartpole-ppo).
+--backend graph per seed, then one graph run of K agents per K > 1; its own table (graph-cartpole-ppo).
 
 Per seed, one after another (never two trainings at once): the peer, the gymnasium preset, the graph preset
 with one agent, and that preset again with --intra-op-threads 1; then one run of K agents (seeds 0 ... K-1)
@@ -131,7 +131,7 @@ def ppo_main(args) -> None:
             f"{(' ' + args.note) if args.note else ''}")
     text = (ppo_table(rows, multi) + "\n\n" + footer(args.seeds, "graph_cartpole.py --algo ppo", load)
             + f" Median training time to 475 of the solved runs: gym / graph K=1 = {ratio:.1f}x.")
-    publish("graph-cartpole-ppo", text, "graph_cartpole_ppo.json", {"rows": rows, "multi": multi}, args.readme)
+    publish("graph-cartpole-ppo", text, "graph_cartpole_ppo.json", {"rows": rows, "multi": multi}, args.docs)
 
 
 def main():
@@ -140,7 +140,8 @@ def main():
     p.add_argument("--agents", type=int, nargs="+", default=None, help="default: 1 8 64 (reinforce), 1 8 (ppo)")
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
     p.add_argument("--note", default="", help="a remark for the footer, e.g. the machine's load")
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     p.add_argument("--algo", choices=("reinforce", "ppo"), default="reinforce")
     args = p.parse_args()
     args.agents = args.agents or ([1, 8, 64] if args.algo == "reinforce" else [1, 8])
@@ -163,7 +164,7 @@ def main():
     load = (f"; 1-min load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (the machine was shared)"
             f"{(' ' + args.note) if args.note else ''}")
     text = table(args, python, rows, multi) + "\n\n" + footer(args.seeds, "graph_cartpole.py", load) + ratio
-    publish("graph-cartpole", text, "graph_cartpole.json", {"rows": rows, "multi": multi}, args.readme)
+    publish("graph-cartpole", text, "graph_cartpole.json", {"rows": rows, "multi": multi}, args.docs)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Where an iteration of `--backend graph` spends its time: the preset cartpole-reinforce-graph (N = 64 envs,
 T = 64 steps) with K agents, its parts timed apart.
 
-    python benchmarks/graph_profile.py [--agents 1 64] [--repeats 20] [--readme]
+    python benchmarks/graph_profile.py [--agents 1 64] [--repeats 20] [--docs]
 
 Per K, in one process: a GraphTrainer of the preset, its first call (trace + XLA compile + that iteration and
 its logging), then `--repeats` timed calls of each part, wall and CPU (process) time, median:
@@ -124,14 +124,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--agents", type=int, nargs="+", default=[1, 64])
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     rows = [profile(k, args.repeats) for k in args.agents]
     m = machine()
     text = (table(rows) + f"\n\nWall ms (CPU ms in brackets), median of {args.repeats} calls per part; N = 64, T = 64; "
             f"{m['cpus']} cores, Python {m['python']}, {m['date']}; 1-min load average before–after each K (the "
-            "machine was shared); `python benchmarks/graph_profile.py --readme`.")
-    publish("graph-profile", text, "graph_profile.json", {"rows": rows}, args.readme)
+            "machine was shared); `python benchmarks/graph_profile.py --docs`.")
+    publish("graph-profile", text, "graph_profile.json", {"rows": rows}, args.docs)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """What exploration noise costs a lander: the shipped policy's mean action plus fixed Gaussian noise.
 
-    python benchmarks/lunarlander_noise.py [--episodes 20] [--readme]
+    python benchmarks/lunarlander_noise.py [--episodes 20] [--docs]
 
 For each sigma, the shipped `saved_models/lunarlander-pg` acts with a = clip(mu(s) + sigma * eps)
 on the same 20 fixed-seed episodes, with the noise on both action dimensions, on the side engine
 (a_1) only, or on the main engine (a_0) only. Prints mean return, mean length and the fraction of
 episodes that terminated (landed and came to rest, or crashed) rather than hit the 1,000-step limit,
-and with --readme writes the README section `lander-noise`. Not a speed measurement: it explains why
+and with --docs writes the docs section `lander-noise`. Not a speed measurement: it explains why
 the training `reward_100` of a Gaussian policy with sigma ~ 1 stays far below its greedy return.
 """
 from __future__ import annotations
@@ -51,7 +51,8 @@ def noisy_episodes(model, sigma: float, dims: tuple, episodes: int, seed: int = 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--readme", action="store_true")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     model = tf.saved_model.load(MODEL)
     rows = []
@@ -67,8 +68,8 @@ def main() -> None:
     lines += [f"| {r['sigma']:.2f} | {r['noise on']} | {r['return']:.1f} | {r['length']:.0f} | {r['terminated']:.0%} |"
               for r in rows]
     text = ("\n".join(lines) + f"\n\nShipped `saved_models/lunarlander-pg`, a = clip(μ(s) + σ·ε), the same {args.episodes} "
-            "episodes (seeds 100–119) for every row; `python benchmarks/lunarlander_noise.py --readme`.")
-    publish("lander-noise", text, "lunarlander_noise.json", {"rows": rows}, args.readme)
+            "episodes (seeds 100–119) for every row; `python benchmarks/lunarlander_noise.py --docs`.")
+    publish("lander-noise", text, "lunarlander_noise.json", {"rows": rows}, args.docs)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,18 @@
 """Time the Gaussian PG preset to reward_100 >= 200 on LunarLanderContinuous-v3, per seed.
 
-    python benchmarks/lunarlander_pg.py [--seeds 0 1] [--readme]
+    python benchmarks/lunarlander_pg.py [--seeds 0 1] [--docs]
 
 For each seed, one after another (never two trainings at once on a 2-core machine): the tuned
 preset `lunarlander-pg` until reward_100 >= 200 (or its 1M-step budget), with the greedy
 evaluation of the final policy (10 fixed-seed episodes); then the seed preset
 `gaussian-pg-lunarlander` for the same number of env steps. Prints the table, saves
-benchmarks/results/lunarlander_pg.json and a learning-curve PNG, and with --readme rewrites the
-README's <!-- bench:lunarlander --> section.
+benchmarks/results/lunarlander_pg.json and a learning-curve PNG (docs/results/img/), and with --docs rewrites
+the <!-- bench:lunarlander --> section of docs/results/.
 """
 import argparse
-import os
 import subprocess
 
-from common import RESULTS, footer, publish, run_training, stats_cells
+from common import footer, plot_path, publish, run_training, stats_cells
 
 TUNED, SEED = "lunarlander-pg", "gaussian-pg-lunarlander"
 
@@ -51,7 +50,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--extra", default="", help="extra train.py flags for the tuned preset, quoted")
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     load_before = other_load()
     tuned, seed_runs = [], []
@@ -66,8 +66,7 @@ def main():
         seed_runs.append(s)
     load_after = other_load()
     rows = [{"preset": TUNED, "runs": tuned}, {"preset": SEED, "runs": seed_runs}]
-    os.makedirs(RESULTS, exist_ok=True)
-    plot(rows, os.path.join(RESULTS, "lunarlander_pg.png"))
+    plot(rows, plot_path("lunarlander_pg.png"))
     lines = ["| preset | reached 200 | env steps | train s | reward_100 at the end | greedy eval (10 ep.) |",
              "|---|---|---|---|---|---|",
              f"| `{TUNED}` | {sum(r['solved'] for r in tuned)}/{len(tuned)} | "
@@ -77,8 +76,8 @@ def main():
     table = ("\n".join(lines) + "\n\n"
              + footer(args.seeds, "lunarlander_pg.py", f"; other busy processes (top) before: {load_before}; "
                                                        f"after: {load_after}")
-             + "\n\n![learning curves](benchmarks/results/lunarlander_pg.png)")
-    publish("lunarlander", table, "lunarlander_pg.json", {"rows": rows}, args.readme)
+             + "\n\n![learning curves](img/lunarlander_pg.png)")
+    publish("lunarlander", table, "lunarlander_pg.json", {"rows": rows}, args.docs)
 
 
 if __name__ == "__main__":

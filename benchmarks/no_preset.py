@@ -1,7 +1,7 @@
 """The fallback defaults on envs without a preset: does `train.py --algo A --env E` learn within the zoo's budget?
 
     python benchmarks/no_preset.py [--algos ppo a2c trpo npg reinforce dqn] [--envs Acrobot-v1 ...] [--seeds 0]
-                                   [--resume] [--readme]
+                                   [--resume] [--docs]
 
 Each run is `train.py --algo A --env E --total-steps B --seed S` with no other setting (the env has no
 preset for A, so every hyperparameter is the algorithm's dataclass default), then one greedy evaluation of
@@ -16,16 +16,16 @@ its env; tfpg's numbers here come from one set of defaults for every env.
 
 With --peers the same pairs and seeds run Stable-Baselines3 / sb3-contrib with the zoo's own tuned entry for
 the env (`../shared/peers/sb3_zoo_run.py`, same budget, greedy mean over 20 episodes) into
-results/no_preset_peers.json, and --readme writes a second table beside tfpg's runs of those seeds: how
+results/no_preset_peers.json, and --docs writes a second table beside tfpg's runs of those seeds: how
 often the zoo's tuning itself clears the bar on seeds other than the one its benchmark agent came from.
 
 With --default-budget the pairs whose zoo budget is under train.py's default --total-steps run with that
 default instead (`train.py --algo A --env E`, nothing else) into results/no_preset_default_budget.json and
-their own README table, against the same bars: does training past the zoo's budget keep what it learned?
+their own table, against the same bars: does training past the zoo's budget keep what it learned?
 That is the run a user gets without --total-steps.
 
 The JSON goes to results/no_preset.json after every run (--resume skips the pairs and seeds in it);
---readme writes the README table. Runs go one at a time in a process, so a pair's seconds are indicative
+--docs writes the table (docs/results/no-preset.md). Runs go one at a time in a process, so a pair's seconds are indicative
 only (two processes on disjoint --algos, each with its own --json, halve the wall time; --merge joins
 them for the table).
 """
@@ -38,7 +38,7 @@ import statistics
 import sys
 
 from advanced_pg import peers_python, run_sb3, tfpg_preset
-from common import RESULTS, ROOT, machine, run_training, save, write_readme_section
+from common import RESULTS, ROOT, machine, run_training, save, write_docs_section
 
 EVAL_EPISODES = 20
 # rl-baselines3-zoo hyperparams/*.yml n_timesteps (rl-zoo3 2.x; gymnasium ids)
@@ -160,7 +160,7 @@ def peers_table(peers: list[dict], ours: list[dict]) -> str:
                  f"the zoo's budget, greedy mean over {EVAL_EPISODES} episodes; tfpg without a preset, same seeds "
                  f"and budget (the table above). {machine()['cpus']} cores, "
                  f"{date_span(r['date'] for r in peers)}; "
-                 "`python benchmarks/no_preset.py --peers --algos A --envs E --seeds 0 1 2 --readme`.")
+                 "`python benchmarks/no_preset.py --peers --algos A --envs E --seeds 0 1 2 --docs`.")
     return "\n".join(lines)
 
 
@@ -182,7 +182,7 @@ def table(results: list[dict], seeds, default_budget: bool = False) -> str:
     lines.append(f"\nSeeds {', '.join(map(str, seeds))} (a row lists the seeds it was run with, greedy means in seed "
                  f"order; learned: by all of them, k/n, or none); {machine()['cpus']} cores, "
                  f"{date_span(r.get('date', '?') for r in results if r['seed'] in seeds)}; "
-                 f"`python benchmarks/no_preset.py {'--default-budget ' if default_budget else ''}--readme`.")
+                 f"`python benchmarks/no_preset.py {'--default-budget ' if default_budget else ''}--docs`.")
     return "\n".join(lines)
 
 
@@ -215,7 +215,8 @@ def main():
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
     p.add_argument("--default-budget", action="store_true",
                    help="the pairs whose zoo budget is under train.py's default --total-steps, run with that default")
-    p.add_argument("--readme", action="store_true")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     if args.peers and args.default_budget:
         p.error("--peers runs the zoo's budgets; drop --default-budget")
@@ -242,8 +243,8 @@ def main():
     text = (peers_table(results, load(["no_preset.json"])) if args.peers else
             table(results, args.seeds, args.default_budget))
     print(text)
-    if args.readme:
-        write_readme_section("no-preset-peers" if args.peers else "no-preset-default-budget" if args.default_budget
+    if args.docs:
+        write_docs_section("no-preset-peers" if args.peers else "no-preset-default-budget" if args.default_budget
                              else "no-preset", text)
 
 

@@ -1,7 +1,7 @@
 """Run the peer REINFORCE (a PyTorch port of the book's script, ../shared/peers/book_reinforce.py)
-beside tfpg, on the same seeds, so that the README's speed comparison is a side-by-side ratio.
+beside tfpg, on the same seeds, so that the docs' speed comparison is a side-by-side ratio.
 
-    PEERS_VENV=~/.cache/tfpg-peers-venv python benchmarks/peers_cartpole.py [--seeds 0 1 2] [--readme]
+    PEERS_VENV=~/.cache/tfpg-peers-venv python benchmarks/peers_cartpole.py [--seeds 0 1 2] [--docs]
 
 The peer needs its own venv with torch (see ../shared/peers/README.md); tfpg never imports it.
 """
@@ -11,7 +11,7 @@ import os
 import statistics
 import subprocess
 
-from common import ROOT, machine, med_range, run_training, save, write_readme_section
+from common import ROOT, machine, med_range, run_training, save, write_docs_section
 
 PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers")
 
@@ -20,7 +20,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/tfpg-peers-venv")))
-    p.add_argument("--readme", action="store_true")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     python = os.path.join(args.peers_venv, "bin", "python")
     if not os.path.exists(python):
@@ -43,11 +44,11 @@ def main():
     m = machine()
     table = "\n".join(lines) + (f"\n\nMedian [min–max] over seeds {', '.join(map(str, args.seeds))}, run alternately "
                                 f"in one session ({m['date']}, {m['cpus']} cores): tfpg reaches 475 {ratio:.1f}× faster "
-                                "in training time. `python benchmarks/peers_cartpole.py --readme`.")
+                                "in training time. `python benchmarks/peers_cartpole.py --docs`.")
     print(table)
     save("peers_cartpole.json", {"machine": m, "book": book, "tfpg": ours})
-    if args.readme:
-        write_readme_section("cartpole-peers", table)
+    if args.docs:
+        write_docs_section("cartpole-peers", table)
 
 
 if __name__ == "__main__":

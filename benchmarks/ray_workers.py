@@ -1,6 +1,6 @@
 """Rollout workers on Ray against the in-process collector: env steps/s, the learner's share, bytes per update.
 
-    nice -n 19 python benchmarks/ray_workers.py [--cartpole-steps 300000] [--pong-steps 4000] [--readme]
+    nice -n 19 python benchmarks/ray_workers.py [--cartpole-steps 300000] [--pong-steps 4000] [--docs]
 
 Each case trains a real run (the trainer, the algorithm, TensorBoard) in this process on one local
 Ray instance with 2 CPUs started once beforehand, so Ray's and the actors' start-up are not timed
@@ -87,7 +87,7 @@ def table(results: dict, load: str) -> str:
     m = machine()
     lines.append(f"\n{m['cpus']} cores, Python {m['python']}, {m['date']}, one local Ray instance with 2 CPUs; "
                  f"load average {load} when it started (the machine was shared); "
-                 "`python benchmarks/ray_workers.py --readme`.")
+                 "`python benchmarks/ray_workers.py --docs`.")
     return "\n".join(lines)
 
 
@@ -95,7 +95,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cartpole-steps", type=int, default=300_000)
     p.add_argument("--pong-steps", type=int, default=4_000)
-    p.add_argument("--readme", action="store_true", help="write the README table and results/ray_workers.json")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into docs/results/ and results/ray_workers.json (--readme: the old name)")
     args = p.parse_args()
     from tfpg.core.quiet import import_tensorflow
 
@@ -116,7 +117,7 @@ def main() -> None:
     finally:
         ray.shutdown()
     publish("ray_workers", table(results, load), "ray_workers.json", {"load_average": load, "results": results},
-            args.readme)
+            args.docs)
 
 
 if __name__ == "__main__":

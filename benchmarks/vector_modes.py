@@ -1,6 +1,6 @@
 """Collection speed of sync vs async vector envs for the Gaussian policy on LunarLanderContinuous-v3.
 
-    python benchmarks/vector_modes.py [--num-envs 8 16] [--steps 40000] [--readme]
+    python benchmarks/vector_modes.py [--num-envs 8 16] [--steps 40000] [--docs]
 
 Times EpisodeCollector (one batched policy call per vector step, NEXT_STEP autoreset) with an
 untrained GaussianPolicy of the tuned preset's shape, no updates: env steps per second of pure
@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import machine, save, write_readme_section  # noqa: E402
+from common import machine, save, write_docs_section  # noqa: E402
 
 ENV = "LunarLanderContinuous-v3"
 
@@ -44,7 +44,8 @@ def main():
     p.add_argument("--num-envs", type=int, nargs="+", default=[8, 16])
     p.add_argument("--steps", type=int, default=40_000)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--readme", action="store_true")
+    p.add_argument("--docs", "--readme", dest="docs", action="store_true",
+                   help="write the table into its page under docs/results/ (--readme: the old name)")
     args = p.parse_args()
     rows = []
     for n in args.num_envs:
@@ -58,12 +59,12 @@ def main():
     lines += [f"| {r['num_envs']} | {r['sync']:,.0f} | {r['async']:,.0f} |" for r in rows]
     m = machine()
     text = ("Collection only (policy calls + env steps, no updates), " + ENV + ", best of "
-            f"{args.repeats}; {m['cpus']} cores, {m['date']}; `python benchmarks/vector_modes.py --readme`.\n\n"
+            f"{args.repeats}; {m['cpus']} cores, {m['date']}; `python benchmarks/vector_modes.py --docs`.\n\n"
             + "\n".join(lines))
     print(text)
     save("vector_modes_lunarlander.json", {"machine": m, "rows": rows})
-    if args.readme:
-        write_readme_section("vector-modes", text)
+    if args.docs:
+        write_docs_section("vector-modes", text)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ TIERS = {
     "test_damaged_files.py": "unit",
     "test_damaged_runs.py": "integration",
     "test_defects.py": "integration",
+    "test_docs.py": "unit",
     "test_dqn.py": "unit",
     "test_evaluation.py": "unit",
     "test_export.py": "integration",

@@ -201,12 +201,12 @@ def test_shipped_conversions_agree_with_the_shipped_saved_models(name):
         assert disagreements(reference(obs), run(obs)) == []
 
 
-def test_readme_tflite_example_runs_without_tensorflow():
-    """The README's plain-Python example, run as written from the repository root."""
+def test_docs_tflite_example_runs_without_tensorflow():
+    """The plain-Python example of the docs (Export and deployment), run as written from the repository root."""
     pytest.importorskip("ai_edge_litert")
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
-    block = readme.split("<!-- example:tflite -->")[1].split("<!-- /example:tflite -->")[0]
+    with open(os.path.join(ROOT, "docs", "guide", "export-and-deployment.md")) as f:
+        page = f.read()
+    block = page.split("<!-- example:tflite -->")[1].split("<!-- /example:tflite -->")[0]
     code = block.split("```python")[1].split("```")[0]
     code += "\nimport sys, json\nprint(json.dumps({'total': total, 'imported': sorted({m.split('.')[0] for m in " \
             "sys.modules} & {'tensorflow', 'tfpg', 'tensorflow_probability'})}))\n"
