@@ -174,3 +174,16 @@ def test_the_layers_are_an_argument(tmp_path):
     found = layer_violations(build_graph(tmp_path, "pkg"), tuple(reversed(LAYERS)), "pkg")
     assert [m.split(": upward")[0] for m in found] == ["pkg/high/b.py:1", "pkg/high/b.py:2", "pkg/high/b.py:5",
                                                        "pkg/left/x.py:1", "pkg/left/x.py:2", "pkg/right/z.py:4"]
+
+
+def test_importing_tfpg_is_light_and_silent(tmp_path):
+    """`import tfpg` (the package's face) loads no TensorFlow, Keras, tfp or gymnasium and prints nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tfpg, tfpg.layers; heavy = ('tensorflow', 'keras', 'tensorflow_probability', 'gymnasium'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[]\n" and proc.stderr == ""

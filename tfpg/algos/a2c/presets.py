@@ -12,11 +12,8 @@ PRESETS = (
            ZOO.format(env="CartPole-v1") + " (n_steps 5, gae_lambda 1, lr 7e-4, vf_coef 0.5, max_grad_norm 0.5, "
            "normalize_advantage false, RMSprop alpha 0.99 eps 1e-5, separate 64-64 tanh policy and value networks); "
            "deviation: Glorot-uniform initialisation (SB3's is orthogonal)",
-           dict(env_id="CartPole-v1", num_envs=8, horizon=5, gamma=0.99, gae_lambda=1.0, lr=7e-4, joint_update=True,
-                vf_coef=0.5, optimizer="rmsprop", adam_eps=1e-5,
-                normalize=False, normalize_obs=False, normalize_reward=False, critic_activation="tanh",
-                entropy_beta=0.0, grad_clip=0.5, kl_adaptive_lr=False, target_kl=0.0,
-                hidden=(64, 64), critic_hidden=(64, 64), activation="tanh", stop_reward=475.0, total_steps=500_000),
+           dict(horizon=5, gae_lambda=1.0, joint_update=True, optimizer="rmsprop", normalize_obs=False,
+                normalize_reward=False, kl_adaptive_lr=False, target_kl=0.0, stop_reward=475.0),
            default=True),
     Preset("a2c-lunarlander-continuous", "a2c",
            "A2C on LunarLanderContinuous-v3: 4 envs x 8 steps, GAE(0.9), linear lr from 7e-4, sigma from exp(-2), "
@@ -25,10 +22,8 @@ PRESETS = (
            ZOO.format(env="LunarLanderContinuous-v3") + " (n_envs 4, n_steps 8, gae_lambda 0.9, gamma 0.99, "
            "lin_7e-4, log_std_init -2, max_grad_norm 0.5, normalize_advantage false, 5M steps); deviations: no "
            "gSDE, Adam, observation normalisation only, a ReLU critic (SB3's is tanh)",
-           dict(env_id="LunarLanderContinuous-v3", num_envs=4, vector_mode="sync", horizon=8, gamma=0.99,
-                gae_lambda=0.9, lr=7e-4, critic_lr=7e-4, linear_lr=True, normalize=False, normalize_obs=True,
-                normalize_reward=False, critic_activation="relu",
-                log_std_init=-2.0, entropy_beta=0.0, grad_clip=0.5, kl_adaptive_lr=False, target_kl=0.0, hidden=(64, 64),
-                critic_hidden=(64, 64), activation="tanh", stop_reward=200.0, total_steps=5_000_000, eval_every=100_000),
+           dict(env_id="LunarLanderContinuous-v3", num_envs=4, vector_mode="sync", gae_lambda=0.9, linear_lr=True,
+                normalize_reward=False, critic_activation="relu", log_std_init=-2.0, kl_adaptive_lr=False,
+                target_kl=0.0, stop_reward=200.0, total_steps=5_000_000, eval_every=100_000),
            default=True),
 )

@@ -10,35 +10,28 @@ ZOO = ("rl-baselines3-zoo hyperparams/dqn.yml `atari` entry with Stable-Baseline
 
 PRESETS = (
     # Few large updates, as in Stable-Baselines3's zoo: 128 gradient steps (one compiled call) every 256 env
-    # steps, the target overwritten once per update; the zoo's 256-256 network (64-64 reached a greedy 475
-    # within 50k steps on 1 seed of 3 on this machine, 256-256 on 3 of 3).
+    # steps, the target overwritten once per update (why the 256-256 network: docs/results/cartpole.md).
     Preset("dqn-cartpole", "dqn", "DQN on CartPole-v1 tuned for wall-clock speed to a greedy evaluation mean >= 475",
-           "tfpg's own tuning (README results table, benchmarks/cartpole_dqn.py)",
-           dict(env_id="CartPole-v1", num_envs=4, hidden=(256, 256), lr=2.3e-3, gamma=0.99, buffer_size=50_000,
-                learning_starts=1_000, batch_size=64, train_freq=64, gradient_steps=128, target_sync=128, tau=1.0,
-                loss="huber", double=False, grad_clip=10.0, eps_start=1.0, eps_end=0.04, eps_decay_steps=8_000,
-                eps_schedule="linear", eval_every=2_500, eval_episodes=10, stop_on="eval", stop_reward=475.0,
-                total_steps=100_000,
-                adam_eps=1e-07), default=True),
+           "tfpg's own tuning (benchmarks/cartpole_dqn.py, docs/results/cartpole.md)",
+           dict(num_envs=4, lr=2.3e-3, batch_size=64, train_freq=64, gradient_steps=128, target_sync=128,
+                double=False, eps_end=0.04, eps_decay_steps=8_000, eval_every=2_500, stop_on="eval",
+                stop_reward=475.0, total_steps=100_000, adam_eps=1e-07), default=True),
     Preset("hwang-dqn-cartpole", "dqn",
            "the DQN post's CartPole setup: replay 50,000, random warm-up, target overwritten every 10 updates, "
            "gamma 0.99, MSE loss, decaying epsilon",
            "H. Hwang, blog post \"Reinforcement Learning_[5]\" (DQN on CartPole, PyTorch); values the post leaves "
            "open (network, batch, lr, warm-up length, epsilon schedule) are tfpg's choices",
-           dict(env_id="CartPole-v1", num_envs=1, hidden=(64, 64), lr=1e-3, gamma=0.99, buffer_size=50_000,
-                learning_starts=1_000, batch_size=64, train_freq=1, gradient_steps=1, target_sync=10, tau=1.0,
-                loss="mse", double=False, grad_clip=0.0, eps_start=1.0, eps_end=0.05, eps_decay_steps=10_000,
-                eps_schedule="linear", stop_on="train", stop_reward=475.0, total_steps=200_000,
-                adam_eps=1e-07),
+           dict(hidden=(64, 64), lr=1e-3, batch_size=64, train_freq=1, gradient_steps=1, target_sync=10, loss="mse",
+                double=False, grad_clip=0.0, eps_end=0.05, eps_decay_steps=10_000, stop_reward=475.0,
+                total_steps=200_000, adam_eps=1e-07),
            replaces=("seed001-dqn-cartpole",)),
     *(Preset(f"zoo-dqn-{game.lower()}", "dqn",
              f"DQN on {game} (Nature CNN): replay 100k, Adam 1e-4, batch 32, 100k random steps first, a gradient "
              "step every 4 env steps, target overwritten every 1,000 env steps, epsilon 1 -> 0.01 over the first 10% "
              "of 10M steps, Huber, gamma 0.99, grad clip 10; replay not checkpointed (about 0.7 GB)", ZOO,
-             dict(env_id=f"ALE/{game}-v5", num_envs=1, hidden=(512,), lr=1e-4, adam_eps=1e-8, gamma=0.99,
-                  buffer_size=100_000, learning_starts=100_000, batch_size=32, train_freq=4, gradient_steps=1,
-                  target_sync=250, tau=1.0, loss="huber", double=False, grad_clip=10.0, eps_start=1.0, eps_end=0.01,
-                  eps_decay_steps=1_000_000, eps_schedule="linear", log_every=10_000, checkpoint_replay=False,
-                  total_steps=10_000_000), default=True, replaces=(f"dqn-{game.lower()}",))
+             dict(env_id=f"ALE/{game}-v5", hidden=(512,), lr=1e-4, buffer_size=100_000, learning_starts=100_000,
+                  batch_size=32, gradient_steps=1, double=False, eps_end=0.01, eps_decay_steps=1_000_000,
+                  log_every=10_000, checkpoint_replay=False, total_steps=10_000_000),
+             default=True, replaces=(f"dqn-{game.lower()}",))
       for game in ("Pong", "Breakout")),
 )
