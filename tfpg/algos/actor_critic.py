@@ -44,10 +44,8 @@ class ActorCriticConfig(PolicyGradientConfig):
     """Fixed-horizon rollouts with a critic and GAE; the defaults are the robust settings for an env
     without a preset: critic + GAE(0.95), standardised advantages (A2C: not), tanh 64-64, and both of the zoo's
     `normalize: true` (Stable-Baselines3's VecNormalize): running observation statistics inside the policy
-    and rewards scaled by the running std of the discounted return. The two together are what lets PPO and
-    TRPO find MountainCar's flag and MountainCarContinuous's goal without a preset: an untrained critic (V ~ 0)
-    is optimistic against O(1) costs per step, and states visited less keep that optimism longer; either one
-    alone did not learn MountainCar-v0 (README, fallback defaults)."""
+    and rewards scaled by the running std of the discounted return. Why both, together: an untrained critic
+    is optimistic against the scaled costs, which drives exploration (`docs/journal/2026-12-06-normalisations.md`)."""
 
     horizon: int = option(256, "vector steps per env in each rollout (T): a batch is T x --num-envs steps "
                                "(the zoo's n_steps)", low=1)

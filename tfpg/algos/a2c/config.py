@@ -18,16 +18,9 @@ class A2CConfig(ActorCriticConfig):
     lr: float = 7e-4
     adam_eps: float = 1e-5   # Stable-Baselines3's (its RMSprop's)
     critic_lr: float = 7e-4
-    # Stable-Baselines3's too. A2C's critic takes one Adam step per small batch; a ReLU one on the normalised
-    # observations never explained the returns of Acrobot-v1 or MountainCar-v0 (explained variance < 0 over
-    # 200k-1M steps, the policy never reached the goal), a tanh one did within 35k and 300k. PPO and TRPO
-    # learned every env tried with the ReLU critic (and PPO found MountainCarContinuous's goal on 3 of 3 seeds
-    # with it, 2 of 3 with tanh), so they keep it.
+    # why tanh (SB3's too): a ReLU critic did not fit; docs/journal/2026-12-06-a2c-critic-and-advantages.md
     critic_activation: str = "tanh"
-    # Stable-Baselines3's A2C default too. Standardising each 64-transition batch gives every step unit-scale
-    # advantages even when they are all noise; with rewards already scaled (--normalize-reward) the raw
-    # advantages are O(1). Without a preset, seed 0: standardised, A2C learned 2 of Acrobot-v1, MountainCar-v0,
-    # MountainCarContinuous-v0, Pendulum-v1, LunarLander-v3 in the zoo's budgets; raw, all 5 (README).
+    # why raw (SB3's too): scaled rewards give O(1) advantages; docs/journal/2026-12-06-a2c-critic-and-advantages.md
     normalize: bool = False
     shared_torso: bool = option(False, "one network body for the policy and value heads, trained as "
                                        "--joint-update does; --critic-hidden, --critic-lr and --critic-activation "
@@ -41,11 +34,7 @@ class A2CConfig(ActorCriticConfig):
     optimizer: str = option("adam", "adam, or rmsprop (PyTorch's, as Stable-Baselines3's A2C: decay 0.99, "
                                     "--adam-eps added to the root)", choices=("adam", "rmsprop"))
     linear_lr: bool = option(False, "decay --lr (and --critic-lr) linearly to 0 over --total-steps")
-    # One Adam step per 64 transitions moves the policy by a KL of ~2e-4 (the median while learning LunarLander-v3
-    # and BipedalWalker-v3), but single updates reached 0.01-0.06 on BipedalWalker-v3 once it walked, and it lost
-    # the walk (greedy -104 after 5M, seed 0). Steering the lr by each update's exact KL against 5e-4 kept it (and
-    # leaves --lr as it is while no update passes 1e-3); it costs LunarLander-v3 speed (README, "Why A2C's lr
-    # follows the KL by default").
+    # why on: it bounds the rare large single update; docs/journal/2026-12-06-a2c-kl-adaptive-lr.md
     kl_adaptive_lr: bool = True
     target_kl: float = 0.0005
 

@@ -13,12 +13,10 @@ class DQNConfig(LearnerConfig):
     """DQN (Mnih et al. 2015): Q-learning with experience replay and a target network (module docstring)."""
 
     algo: str = "dqn"
-    # The fallback defaults (no preset for the env) are the rl-baselines3-zoo's shared setting for the
-    # classic-control / Box2D envs with a small state (hyperparams/dqn.yml, its Acrobot-v1 and
-    # LunarLander-v3 entries) with Stable-Baselines3's DQN defaults (Huber, max_grad_norm 10, Adam eps
-    # 1e-8): 256-256 MLP, Adam 6.3e-4, batch 128, replay 50k, 4 gradient steps every 4 env steps,
-    # target overwritten every 250 env steps (= 250 gradient steps here), epsilon 1 -> 0.1 over 12k steps; and the
-    # Double DQN target (below).
+    # The fallback defaults (no preset for the env): the rl-baselines3-zoo's shared setting for small-state
+    # classic-control / Box2D envs (hyperparams/dqn.yml: Acrobot-v1, LunarLander-v3) with Stable-Baselines3's DQN
+    # defaults (Huber, max_grad_norm 10, Adam eps 1e-8); the target is overwritten every 250 env steps, which is
+    # every 250 gradient steps here.
     num_envs: int = 1
     hidden: tuple[int, ...] = (256, 256)
     lr: float = 6.3e-4
@@ -33,9 +31,7 @@ class DQNConfig(LearnerConfig):
     tau: float = option(1.0, "target <- tau*online + (1-tau)*target at each sync; 1 = overwrite", low=0.0,
                         low_open=True, high=1.0)
     loss: str = option("huber", "TD loss: mse, or huber (quadratic within 1, linear outside)", choices=("mse", "huber"))
-    # Double DQN by default (the presets pin their sources' plain target): without a preset, MountainCar-v0's
-    # greedy return after the zoo's 120k steps was -111.8, -200, -99.5 (seeds 0-2) with it and -141.9, -200, -200
-    # without; Acrobot-v1 -73.4 and LunarLander-v3 193.2 with it, -67.5 and 218.8 without (README).
+    # why on (the presets pin their sources' plain target): it found more flags; docs/journal/2026-12-06-dqn-double-target.md
     double: bool = option(True, "Double DQN target: the online net picks a', the target net values it")
     eps_start: float = option(1.0, "initial exploration rate", low=0.0, high=1.0)
     eps_end: float = option(0.1, "final exploration rate", low=0.0, high=1.0)

@@ -14,11 +14,7 @@ class PPOConfig(ActorCriticConfig):
 
     algo: str = "ppo"
     minibatch_size: int = 64
-    # Why a KL stop by default: the state-independent sigma keeps shrinking, so one batch's 10 epochs move the
-    # policy further and further until they undo what it learned. BipedalWalker-v3 without it (seed 0): KL 0.2
-    # per batch and 60% of the ratios clipped by 2.3M steps, reward_100 down from 280 to 96 (lr decayed) or a
-    # greedy -42 after 5M (lr constant); with it, sigma levels off and reward_100 stays near 290 (README).
-    # TRPO's constraint as an early stop, Spinning Up's default form.
+    # why on: as sigma shrinks, 10 epochs move the policy ever further; docs/journal/2026-12-06-ppo-kl-stop.md
     target_kl: float = 0.02
     adam_eps: float = 1e-5   # Stable-Baselines3's
     epochs: int = option(10, "passes over each batch, each in shuffled minibatches of --minibatch-size (one, if "

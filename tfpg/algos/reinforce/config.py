@@ -16,25 +16,17 @@ class ReinforceConfig(PolicyGradientConfig):
     """The policy-gradient family: REINFORCE and the book's vanilla N-step PG (see the module docstring)."""
 
     algo: str = "reinforce"
-    # The fallback defaults (an env without a preset) are the robust settings, not the book's naive ones:
-    # a critic with GAE(0.95) returns (on standardised targets) and standardised advantages, observations
-    # normalised, 2048-step batches reused for up to 10 epochs of 256-step minibatches until the batch KL
-    # passes 0.02. The book's REINFORCE is `--preset book-cartpole-reinforce`.
+    # The fallback defaults (an env without a preset) are the robust settings, not the book's naive ones, which
+    # are `--preset book-cartpole-reinforce`.
     hidden: tuple[int, ...] = (64, 64)
     lr: float = 1e-3
     activation: str = "tanh"
     normalize_obs: bool = True
-    # 80 full-batch Adam steps per batch, not 10: with 10 the critic barely moved between batches, its values
-    # stayed flat and MountainCar-v0's flag was never found (-200 after 1M steps), Pendulum-v1 ended at -332;
-    # with 80 (no preset, seed 0) MountainCar -109 after 1M, Pendulum -199, and Acrobot, LunarLander and
-    # MountainCarContinuous learned too (README). A critic that fits is what makes GAE's advantages informative.
+    # why 80: a critic that fits makes GAE's advantages informative; docs/journal/2026-12-06-reinforce-fallback-critic-and-lr.md
     critic_epochs: int = 80
     normalize: bool = True
     target_kl: float = 0.02
-    # The lr follows each batch's sampled KL(pi_old || pi) (/ 1.5 above 2 --target-kl, x 1.5 back up to --lr below
-    # half of it): --target-kl stops later epochs but cannot bound the first, whose 8 minibatch steps at 1e-3 reached
-    # a KL of 0.25-2.0 on Pendulum-v1 (seed 2) after 830k steps and undid the swing-up (greedy -689 after 1M; with
-    # it -162). With it every no-preset REINFORCE pair cleared its bar on seeds 0-2 (README, fallback defaults).
+    # why on: --target-kl cannot bound a batch's first epoch; docs/journal/2026-12-06-reinforce-fallback-critic-and-lr.md
     kl_adaptive_lr: bool = True
     log_std_lr: float = option(0.0, "Adam learning rate of the Gaussian log-std, a separate optimizer; 0 = the "
                                     "policy's optimizer and --lr", low=0.0, high=1.0)
