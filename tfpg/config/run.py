@@ -61,8 +61,8 @@ class RunConfig:
     rollout_steps: int = option(64, "--backend graph: steps of each env per iteration (a fixed horizon T: an update "
                                     "sees --num-envs x T transitions)", low=1)
     intra_op_threads: int = option(0, "threads of TensorFlow's (and XLA's) intra-op pool: 0 = TensorFlow's default "
-                                       "(one per core); 1 runs each op on one thread, faster for the small ops of "
-                                       "--backend graph on 2 shared cores", low=0, hparam=False)
+                                       "(one per core); 1 runs each op on one thread, which can suit the small ops "
+                                       "of --backend graph on a busy machine", low=0, hparam=False)
     workers: int = option(0, "collect on N Ray actors, each with its own envs and a CPU copy of the policy (needs "
                              "pip install -e \".[ray]\"); 0 = in this process", low=0)
     envs_per_worker: int = option(0, "envs stepped together in each worker; 0 = --num-envs", low=0)
