@@ -140,8 +140,8 @@ def make_update(policy, optimizer, entropy_beta: float, grad_clip: float, is_cli
         kl_old = tf.reduce_mean(old_log_probs - after.log_prob(actions))
         return {**losses, "kl": kl, "kl_old": kl_old, **stats, "finite": finite}
 
-    # Traced here, before the clock starts, and called as a concrete function (no per-call
-    # argument binding): tracing this graph takes ~0.5 s on this CPU.
+    # Traced here, before the clock starts (tracing this graph takes about half a second), and called as a
+    # concrete function (no per-call argument binding).
     return update.get_concrete_function()
 
 
@@ -424,8 +424,7 @@ class Reinforce(Algorithm, Distributable, GraphTrainable):
                 self._kl_old = sampled_kl_old(self.log_prob, batch.observations, batch.actions, self._old_log_probs)
             metrics["lr"] = adapt_learning_rate(self.optimizer, self._kl_old, config.target_kl, config.lr)
         if config.std_ceiling:
-            # Exploration noise the policy gradient does not shrink by itself (LunarLander's side engines
-            # fire unless |a_1| < 0.5, so sigma ~ 1 never lets the lander come to rest): cap it.
+            # the policy gradient barely shrinks sigma by itself: docs/journal/2026-11-25-lunarlander-sigma-ceiling.md
             self.policy.cap_log_std(std_ceiling_log(config, self.stepper.env_steps))
         if config.grad_var_every and self.updates % config.grad_var_every == 0 and len(batch.groups) > 1:
             metrics["grad_var"] = gradient_variance(self.flat_gradient, batch.observations, batch.actions,
