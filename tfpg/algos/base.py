@@ -15,8 +15,9 @@ registry line in `tfpg/algos/__init__.py`:
         # checkpoint content: trackables() (TF objects) and state()/load_state() (numpy arrays)
         # self.policy: what is evaluated and exported (see tfpg.export.saved_model)
 
-The trainer (`tfpg.training.trainer`) owns seeding, envs, the loop, checkpoints and resume, signals,
-the non-finite guard, logging, evaluation, export and summary.json; the algorithm never calls it.
+The trainer (`tfpg.training.trainer.Trainer`, on the loop it shares with the graph backend's trainer,
+`tfpg.training.loop.TrainingLoop`) owns seeding, envs, the loop, checkpoints and resume, signals, the
+non-finite guard, logging, evaluation, export and summary.json; the algorithm never calls it.
 
 Experience comes from `stepper` (`tfpg.envs.stepping.VecStepper`): the trainer's vector env with
 NEXT_STEP autoreset handled once. Collectors (`tfpg.experience.collectors`) build episodes or n-step

@@ -3,7 +3,7 @@
     lr: float = option(1e-3, "Adam learning rate", low=0.0, low_open=True, high=1.0)
 
 From these declarations come the command-line parser (`add_arguments`), the type and range
-checks (`check_fields`) and the README's flags table (`flags_table`). A subclass that only
+checks (`check_fields`) and the docs' flags reference (`flags_table`). A subclass that only
 changes a default writes the plain value (`lr: float = 0.01`); its help, choices and bounds
 are the ones declared in the nearest base class. Rules between fields stay explicit code in
 the config's `check()` method.
@@ -174,7 +174,7 @@ def owners(classes: dict[str, type]) -> dict[str, list[str]]:
 
 
 def declaring_class(classes: dict[str, type], name: str) -> type:
-    """The most basic config class that declares `name` (its group in --help and the README)."""
+    """The most basic config class that declares `name` (its group in --help and in the flags reference)."""
     cls = next(c for c in classes.values() if name in {f.name for f in dataclasses.fields(c)})
     for klass in reversed(cls.__mro__):
         if name in getattr(klass, "__dataclass_fields__", {}):
@@ -209,7 +209,7 @@ def add_arguments(parser: argparse.ArgumentParser, classes: dict[str, type], ski
 
 
 def flags_table(classes: dict[str, type], skip=()) -> str:
-    """The README's flags table: flag, default(s), allowed values, applies to, meaning."""
+    """The flags reference (docs/guide/flags.md): flag, default(s), allowed values, applies to, meaning."""
     lines = ["| flag | default | allowed | algorithms | meaning |", "|---|---|---|---|---|"]
     for group, f, meta, default, algos in option_rows(classes, skip):
         flag = meta["flag"] or flag_name(f.name)

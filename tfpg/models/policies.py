@@ -237,6 +237,6 @@ def restore_variables(policy, values: list[np.ndarray]) -> None:
 
 def make_policy(kind: str, observation_space, action_space, hidden, seed, normalize_obs: bool = False,
                 activation: str = "relu", log_std_init: float = 0.0) -> MLPPolicy:
-    """`kind` is categorical or gaussian (resolve "auto" with `tfpg.algos.policy_kind` first)."""
+    """`kind` is categorical or gaussian (resolve "auto" with `policy_kind` first)."""
     extra = {"log_std_init": log_std_init} if kind == "gaussian" else {}
     return POLICIES[kind](observation_space, action_space, hidden, seed, normalize_obs, activation, **extra)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def check_run(config: RunConfig, given: frozenset[str] = frozenset()) -> tuple[str, str | None]:
     """Env id, spaces, the algorithm's own space rules, Atari options, output folders; `given`: the field
-    names of the options given as flags (`tfpg.config.run.given_options`).
+    names of the options given as flags (`tfpg.algos.registry.given_options`).
 
     Returns (run_dir, export_path). Creates nothing."""
     from tfpg.algos.registry import REGISTRY

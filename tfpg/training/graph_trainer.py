@@ -17,8 +17,8 @@ has solved (each agent's first solve is recorded: env steps and seconds), at the
 The learner (`algorithm.graph_learner(config, spaces, template, seeds)` of a `GraphTrainable` algorithm:
 GraphReinforce, GraphPPO) provides `policy` (a StackedPolicy), `rollout_steps` (T), `trackables` (its
 checkpoint content) and `learn(rollout) -> ({metric: [K]}, finite)`, traced into the program; the trainer
-knows nothing else of it. The guard, the stop test, the end of the run and the export are the gymnasium
-trainer's (`tfpg.training.loop.TrainingLoop`).
+knows nothing else of it. The guard, the stop test, the end of the run and the export are shared with the
+gymnasium trainer (`tfpg.training.loop.TrainingLoop`).
 """
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ class GraphReinforce:
         policy, config = self.policy, self.config
         variables = policy.variables
 
-        def agent_loss(weights, batch):   # one agent's [B, ...], or [1, B, ...] (graph_backend.one_agent)
+        def agent_loss(weights, batch):   # one agent's [B, ...], or [1, B, ...] (`one_agent`)
             obs_k, actions_k, advantages_k = batch
             params = policy.params(obs_k, weights)
             dist = policy.distribution(params)

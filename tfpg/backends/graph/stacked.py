@@ -1,7 +1,10 @@
-"""The graph backend (`--backend graph`): rollout and update of K agents compiled into one program.
+"""The graph backend (`--backend graph`): K agents with stacked weights, whose rollout and update are compiled
+into one program.
 
 For the envs of `tfpg.envs.graph` (classic control written as TensorFlow ops) one call of a
-compiled `tf.function` does a whole iteration, with no Python per env step:
+compiled `tf.function` does a whole iteration, with no Python per env step (the rollout:
+`tfpg.backends.graph.collector`; the update: the algorithm's graph learner; the loop around the program:
+`tfpg.training.graph_trainer`):
 
     keys_k          <- split(key_k)                         per agent k, stateless (philox)
     rollout         T steps of N envs for each of K agents   (tf.scan over t; per step one batched
@@ -18,7 +21,8 @@ from its own key only, so agent k of a K-agent run follows the run with `--num-s
 Agent k's initial weights are those of the Keras models built after `keras.utils.set_random_seed(s_k)`.
 
 The carried state (env physics, episode counters, the observation to act on, the agents' keys)
-lives in `tf.Variable`s: a checkpoint holds it, and a resumed run continues bit for bit.
+lives in `tf.Variable`s of the collector and the learner: a checkpoint holds it, and a resumed run continues
+bit for bit.
 """
 from __future__ import annotations
 
