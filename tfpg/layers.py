@@ -16,9 +16,9 @@ LAYERS: tuple[tuple[tuple[str, str], ...], ...] = (
     (("tfpg.models", "networks, policies over tfp distributions, observation and reward normalisation, baselines"),),
     (("tfpg.experience", "collectors (episodes, n-step windows, fixed horizons, transitions) and replay buffers"),
      ("tfpg.backends.graph", "the graph backend's pieces: K stacked agents, the in-graph collector"),
+     ("tfpg.backends.ray", "rollout workers on Ray actors, each building the algorithm it is named"),
      ("tfpg.export", "SavedModel export and loading, LiteRT and ONNX conversion")),
     (("tfpg.algos", "the algorithm contract, its opt-in capabilities, one folder per algorithm, the registry"),),
-    (("tfpg.backends.ray", "rollout workers on Ray actors"),),
     (("tfpg.training", "the training loop (gym and graph trainers on one base), checks, checkpoints, "
                        "evaluation, logging, signals"),),
     (("tfpg.cli", "the command lines: train, evaluate, docs"),),

@@ -1,1 +1,1 @@
-"""backends"""
+"""Optional ways to run training: the graph backend (`graph`) and Ray rollout workers (`ray`)."""

@@ -1,1 +1,1 @@
-"""config"""
+"""Options declared once (flag, help, bounds) and the config dataclasses every algorithm shares."""

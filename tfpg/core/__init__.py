@@ -1,1 +1,1 @@
-"""core"""
+"""Errors, TensorFlow's quiet start-up, run-folder files, the checkpoint file format."""

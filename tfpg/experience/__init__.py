@@ -1,1 +1,1 @@
-"""experience"""
+"""Collectors (episodes, n-step windows, fixed horizons, transitions) and replay buffers."""

@@ -1,1 +1,1 @@
-"""maths"""
+"""Returns, GAE, losses, the natural gradient, schedules: numpy and TensorFlow, no networks."""

@@ -1,1 +1,1 @@
-"""models"""
+"""Networks, policies over tfp distributions, observation and reward normalisation, baselines."""

@@ -1,1 +1,2 @@
-"""training"""
+"""The training loop (gym and graph trainers on one base), checks, checkpoints, evaluation, logging,
+signals."""

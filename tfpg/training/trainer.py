@@ -106,7 +106,7 @@ class Trainer(TrainingLoop):
         if config.workers:
             from tfpg.backends.ray.workers import WorkerPool  # Ray is imported only when it is asked for
 
-            self.experience = WorkerPool(config, self.spaces, self.agent.stats.add)
+            self.experience = WorkerPool(algorithm, config, self.spaces, self.agent.stats.add)
         else:
             self.experience = LocalEnvs(config, self.agent.stats.add)
         self.stepper = self.experience.stepper

@@ -1,1 +1,1 @@
-"""backends/graph"""
+"""The graph backend's pieces: K stacked agents, the in-graph collector."""

@@ -1,1 +1,1 @@
-"""backends/ray"""
+"""Rollout workers on Ray actors, each building the algorithm it is named."""

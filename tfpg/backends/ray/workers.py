@@ -22,6 +22,7 @@ learner finishes its update, then stops them.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 import random
@@ -59,30 +60,42 @@ def restart_seed(seed: int, env_steps: int, restarts: int) -> int:
     return int(np.random.SeedSequence([seed, env_steps, restarts, 1]).generate_state(1)[0] % (2**31))
 
 
-def config_from_values(values: dict):
-    """The config object of `RunConfig.to_dict()` output (lists back to tuples)."""
-    from tfpg.algos.registry import REGISTRY
+def class_path(cls: type) -> str:
+    """"module:QualName" of a class, for a worker to import it by name (after TensorFlow's quiet start-up)."""
+    return f"{cls.__module__}:{cls.__qualname__}"
 
-    cls = REGISTRY[values["algo"]].config_class
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+def import_class(path: str) -> type:
+    """The class `class_path` named: the algorithm a worker builds its actor from (a built-in or a user's own,
+    from any module the worker can import), without the learner's registry."""
+    module, _, name = path.partition(":")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def config_from_values(algorithm: type, values: dict):
+    """The config object of `RunConfig.to_dict()` output (lists back to tuples)."""
+    return algorithm.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class RolloutWorker:
     """One Ray actor: its own vector env with the stepping core, and the algorithm's `actor` built on it."""
 
-    def __init__(self, config_values: dict, index: int, envs_per_worker: int, seed: int):
+    def __init__(self, algorithm_path: str, config_values: dict, index: int, envs_per_worker: int, seed: int):
         # Ctrl-C in a terminal reaches the whole process group; the learner decides when the workers stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        from tfpg.algos.registry import REGISTRY
         from tfpg.core.quiet import import_tensorflow
 
         import_tensorflow()
-        config = dataclasses.replace(config_from_values(config_values), num_envs=envs_per_worker, seed=seed)
+        algorithm = import_class(algorithm_path)
+        config = dataclasses.replace(config_from_values(algorithm, config_values), num_envs=envs_per_worker, seed=seed)
         self.index = index
         self.episodes: list[tuple[np.ndarray, np.ndarray]] = []
         self.envs = envs_lib.make_train_envs(config)
         self.stepper = VecStepper(self.envs, config.env_id, on_episode=lambda r, n: self.episodes.append((r, n)))
-        self.actor = REGISTRY[config.algo].actor(config, envs_lib.env_spaces(config.env_id), self.stepper)
+        self.actor = algorithm.actor(config, envs_lib.env_spaces(config.env_id), self.stepper)
 
     def info(self) -> dict:
         import ray
@@ -187,23 +200,24 @@ class PoolTimes:
 class WorkerPool:
     """N rollout workers, the weights they act with, and the bookkeeping of what they hand back."""
 
-    def __init__(self, config, spaces: envs_lib.EnvSpaces, on_episode):
+    def __init__(self, algorithm: type, config, spaces: envs_lib.EnvSpaces, on_episode):
+        """`algorithm`: the class whose `actor` each worker builds (a `tfpg.algos.capabilities.Distributable`)."""
         ray = require_ray()
         self.config = config
         self.connected = start_ray(config)
         try:
-            self._start_actors(ray, config, spaces, on_episode)
+            self._start_actors(ray, class_path(algorithm), config, spaces, on_episode)
         except BaseException:
             if self.connected:
                 ray.shutdown()
             raise
 
-    def _start_actors(self, ray, config, spaces, on_episode) -> None:
+    def _start_actors(self, ray, algorithm_path: str, config, spaces, on_episode) -> None:
         self.n, self.m = config.workers, config.envs_per_worker or config.num_envs
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RolloutWorker)
         values = config.to_dict()
         # SPREAD: one worker per node as far as nodes go (a cluster's CPUs, not just the head's).
-        self.actors = [remote.options(scheduling_strategy="SPREAD").remote(values, i, self.m,
+        self.actors = [remote.options(scheduling_strategy="SPREAD").remote(algorithm_path, values, i, self.m,
                                                                            worker_seed(config.seed, i))
                        for i in range(self.n)]
         # Read in attach(): the workers start (a process and a TensorFlow import each) while the learner builds
