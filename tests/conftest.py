@@ -73,9 +73,20 @@ def pytest_collection(session):
             + [f"  tests/{name} is in TIERS but is no file: rename or remove its entry" for name in gone]))
 
 
+# The files that take longest (minutes: Ray clusters, SIGKILLs and resumes, learning runs) are handed to the two
+# xdist workers first (--dist loadfile gives out files in collection order): in alphabetical order test_workers.py
+# came last and ran alone for its ~5 minutes while the other worker sat idle.
+SLOWEST_FIRST = ("test_workers.py", "test_reliability.py", "test_runs_from_before_the_move.py", "test_contract.py",
+                 "test_graph_ppo.py", "test_graph_backend.py", "test_learning.py", "test_learning_actor_critic.py",
+                 "test_damaged_runs.py", "test_presets.py")
+
+
 @pytest.hookimpl(tryfirst=True)   # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
-    """Mark each test with its file's tier from TIERS, unless the test carries a tier marker of its own."""
+    """Mark each test with its file's tier from TIERS, unless the test carries a tier marker of its own; put the
+    slowest files first."""
+    items.sort(key=lambda item: SLOWEST_FIRST.index(item.path.name) if item.path.name in SLOWEST_FIRST
+               else len(SLOWEST_FIRST))
     for item in items:
         own = {m.name for m in item.iter_markers() if m.name in TIER_NAMES}
         if not own and item.path.name in TIERS:
