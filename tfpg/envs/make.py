@@ -17,7 +17,7 @@ from gymnasium.wrappers import FrameStackObservation, GrayscaleObservation, Resi
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from tfpg.core.errors import ConfigError
-from tfpg.envs import atari
+from tfpg.envs import atari, python_envs
 
 _ale_registered = False
 
@@ -38,6 +38,8 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     if env_id not in gym.registry:
         _register_ale()
     if env_id not in gym.registry:
+        if python_envs.is_python_env_id(env_id):
+            raise ConfigError(python_envs.python_env_message(env_id))
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "see gymnasium's registry (gymnasium.pprint_registry())"
         raise ConfigError(f"unknown environment id {env_id!r}; {hint}")
