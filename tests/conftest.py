@@ -14,6 +14,7 @@ TESTS = os.path.join(ROOT, "tests")
 # A test may take another tier with its own marker (@pytest.mark.learning); a file missing here fails collection.
 TIERS = {
     "test_actor_critic.py": "integration",
+    "test_api.py": "integration",
     "test_atari.py": "integration",
     "test_cli.py": "integration",
     "test_code_shape.py": "unit",

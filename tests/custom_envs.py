@@ -23,7 +23,8 @@ class Corridor(gym.Env):
 
     observation: (position / length, 1 if the last move was right else 0) float32; actions: 0 left, 1 right.
     The best return is 1 - 0.05 * (length - 2) (every move right); moving at random rarely gets there in
-    the 30-step limit, so a return above 0.5 shows the policy learned to go right."""
+    the 30-step limit (an episode is truncated there by the env itself, so that it ends also when it is
+    passed as a class, without gymnasium's TimeLimit), so a return above 0.5 shows the policy learned to go right."""
 
     metadata = {"render_modes": []}
 
@@ -41,14 +42,16 @@ class Corridor(gym.Env):
         super().reset(seed=seed)
         self.position = int(self.np_random.integers(0, 2))
         self.last = 0
+        self.steps = 0
         return self._obs(), {}
 
     def step(self, action):
         self.last = int(action)
         self.position = max(0, self.position + (1 if action == 1 else -1))
+        self.steps += 1
         terminated = self.position >= self.length - 1
         reward = 1.0 if terminated else -0.05
-        return self._obs(), reward, terminated, False, {}
+        return self._obs(), reward, terminated, self.steps >= MAX_STEPS and not terminated, {}
 
 
 class WrongShape(Corridor):

@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[tuple[str, str], ...], ...] = (
     (("tfpg.algos", "the algorithm contract, its opt-in capabilities, one folder per algorithm, the registry"),),
     (("tfpg.training", "the training loop (gym and graph trainers on one base), checks, checkpoints, "
                        "evaluation, logging, signals"),),
+    (("tfpg.api", "the Python API: an agent class per algorithm, learn/predict/save/load/export, train"),),
     (("tfpg.cli", "the command lines: train, evaluate, docs"),),
 )
 TOP = "tfpg"   # the modules directly in tfpg/: may import every layer

@@ -57,18 +57,32 @@ def list_presets() -> str:
     return "\n".join(lines)
 
 
+def _options(args: argparse.Namespace) -> tuple[str | None, dict]:
+    """(--env, the other options given as flags by field name); argparse leaves the others None."""
+    options = {k: v for k, v in vars(args).items() if k not in NON_CONFIG and v is not None}
+    return options.pop("env_id", None), options
+
+
 def configure(args: argparse.Namespace):
     """(config, run_dir, export_path, resume_from) from parsed flags; ConfigError on bad input.
     `resume_from`: with --resume, the validated checkpoint to continue from (a RestoreResult), else None."""
-    from tfpg.algos.registry import build_config, given_options
-    from tfpg.training.checks import check_resume, check_run
+    from tfpg.api import configure as configure_run
+    from tfpg.training.checks import check_resume
 
-    overrides = {k: v for k, v in vars(args).items() if k not in NON_CONFIG}
-    env_id = overrides.pop("env_id")
+    env_id, options = _options(args)
     if args.resume:
-        return check_resume(args.resume, args.algo, env_id, args.preset, overrides)
-    config = build_config(args.algo, env_id, args.preset, overrides)
-    return (config, *check_run(config, given_options(overrides)), None)
+        return check_resume(args.resume, args.algo, env_id, args.preset, options)
+    return (*configure_run(args.algo, env_id, args.preset, options), None)
+
+
+def open_agent(args: argparse.Namespace):
+    """The agent the flags describe (tfpg.api: the same checks, files and training as from Python)."""
+    from tfpg import api
+
+    env_id, options = _options(args)
+    if args.resume:
+        return api.load(args.resume, env_id, algo=args.algo, preset=args.preset, **options)
+    return api.make_agent(args.algo, env_id, args.preset, **options)
 
 
 def report(result) -> int:
@@ -105,17 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_presets:
         print(list_presets())
         return 0
-    try:
-        config, run_dir, export_path, resume_from = configure(args)
-    except ConfigError as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        return 2
     from tfpg.core.errors import TrainingError
-    from tfpg.training.trainer import train
 
     try:
-        result = train(config, run_dir, export_path, resume=resume_from is not None, validated=resume_from)
-    except ConfigError as e:   # a checkpoint that passed its checksums but does not fit this run's objects
+        result = open_agent(args).run()
+    except ConfigError as e:   # bad input, or a checkpoint that passed its checksums but does not fit the run
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     except (TrainingError, SaveError) as e:   # SaveError: a checkpoint or export write failed (disk full, ...)

@@ -50,6 +50,9 @@ def register_python_env(env: gym.Env | Callable[[], gym.Env], env_id: str | None
             return _Borrowed(env)
     else:
         def entry_point(**kwargs):
+            # gymnasium passes render_mode=None to a creator that takes **kwargs; a plain factory takes nothing
+            if kwargs.get("render_mode", 0) is None:
+                del kwargs["render_mode"]
             return env(**kwargs)
     if env_id in gym.registry:
         del gym.registry[env_id]

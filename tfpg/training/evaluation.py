@@ -79,10 +79,10 @@ class EvaluationState:
 
 
 class Evaluator:
-    """Runs the greedy evaluations a run's config asks for and remembers the best policy.
+    """Runs the greedy evaluations a run's config asks for, and holds the best policy's variables that
+    --export-best keeps (`tfpg.training.callbacks.ExportBest`).
 
-    `policy.greedy_numpy` maps a batch of observations to actions; `snapshot()`/`restore(values)`
-    copy the policy's variables (for --export-best)."""
+    `greedy` maps a batch of observations to actions; `snapshot()` copies the policy's variables."""
 
     def __init__(self, config, greedy: Act, snapshot: Callable[[], list], log: Callable[[int, dict], None]):
         self.config, self.greedy, self.snapshot, self.log = config, greedy, snapshot, log
@@ -93,11 +93,14 @@ class Evaluator:
     def due(self, env_steps: int) -> bool:
         return bool(self.config.eval_every) and env_steps >= self.state.next_eval
 
-    def maybe_evaluate(self, env_steps: int) -> None:
-        if self.due(env_steps):
-            self.evaluate(env_steps)
-            while self.state.next_eval <= env_steps:
-                self.state.next_eval += self.config.eval_every
+    def maybe_evaluate(self, env_steps: int) -> np.ndarray | None:
+        """The periodic evaluation, when due: its returns (None when not due); the schedule moves on."""
+        if not self.due(env_steps):
+            return None
+        returns = self.evaluate(env_steps)
+        while self.state.next_eval <= env_steps:
+            self.state.next_eval += self.config.eval_every
+        return returns
 
     def evaluate(self, env_steps: int) -> np.ndarray:
         """config.eval_episodes greedy returns, logged as eval/reward (mean) and eval/reward_std."""
@@ -107,8 +110,6 @@ class Evaluator:
         returns = evaluate_returns(self.greedy, self._envs, self.config.eval_episodes)
         s = self.state
         s.eval_reward, s.eval_env_steps, s.evaluations = float(returns.mean()), env_steps, s.evaluations + 1
-        if self.best_variables is not None and s.eval_reward > s.best_reward:
-            s.best_reward, s.best_env_steps, self.best_variables = s.eval_reward, env_steps, self.snapshot()
         s.eval_seconds += time.perf_counter() - t0
         self.log(env_steps, {"eval/reward": s.eval_reward, "eval/reward_std": returns.std()})
         return returns

@@ -96,8 +96,8 @@ class GraphTrainer(TrainingLoop):
         for k, agent in enumerate(self.agents):
             self._open_agent(k, agent, algorithm.loss_metric, resume)
         self._write_summaries = None   # the clock (_t0) starts after the first (compiling) call
-        trackables = {**self.learner.trackables, **self.collector.trackables}
-        self.checkpoint = TrainingCheckpoint(run_dir, trackables, self._checkpoint_arrays())
+        self.trackables = {**self.learner.trackables, **self.collector.trackables}
+        self.checkpoint = TrainingCheckpoint(run_dir, self.trackables, self._checkpoint_arrays())
         if resume:
             self._resume()
 
@@ -195,36 +195,41 @@ class GraphTrainer(TrainingLoop):
         self.progress.compile_seconds += time.perf_counter() - t0
 
     def _loop(self) -> None:
-        if not self.should_stop():
+        if self.should_stop():
+            return
+        if self._write_summaries is None:   # this process's first iteration: it compiles
             self._first_call()
-            self._t0 = time.perf_counter()
-            while not self.should_stop():
-                self._after_iteration(*self.program())
+        self._t0 = time.perf_counter()
+        while not self.should_stop():
+            self._after_iteration(*self.program())
 
     def _after_iteration(self, metrics, finite, episode_returns, episode_lengths) -> None:
         """metrics [M, K] (self.metric_names), episodes that ended [T, K, N] (length 0: none ended there)."""
         self._guard((bool(finite),))
-        p, config = self.progress, self.config
-        p.env_steps += config.num_envs * self.learner.rollout_steps
+        p = self.progress
+        p.env_steps += self.config.num_envs * self.learner.rollout_steps
         p.updates += 1
         lengths, returns = episode_lengths.numpy(), episode_returns.numpy()
         seconds = self.train_seconds
-        episode_stats = np.empty((len(EPISODE_TAGS), len(self.agents)), np.float32)
         for k, agent in enumerate(self.agents):
             ended = lengths[:, k] > 0     # [T, N], time-major: episodes in the order they ended
             agent.stats.add(returns[:, k][ended], lengths[:, k][ended])
-            if agent.milestone.solved_env_steps < 0 and self._solved(agent):
+            if agent.milestone.solved_env_steps < 0 and self.solved(agent):
                 agent.milestone.solved_env_steps, agent.milestone.solved_seconds = p.env_steps, seconds
-            if agent.evaluator.due(p.env_steps):
-                self.learner.policy.load_agent(k)
-                agent.evaluator.maybe_evaluate(p.env_steps)
-            stats = agent.stats
-            episode_stats[:, k] = (stats.last_return, stats.reward_100, stats.episodes, stats.length_100,
-                                   p.env_steps / seconds if seconds > 0 else 0.0, p.nonfinite_updates)
-        self._log(metrics, episode_stats)
-        if config.checkpoint_every and p.env_steps >= p.next_checkpoint:
-            p.next_checkpoint = (p.env_steps // config.checkpoint_every + 1) * config.checkpoint_every
-            self.save_checkpoint()
+        names = self.metric_names
+        for k in range(len(self.agents)):   # evaluation, the stop test, the user's callbacks, the checkpoint
+            self.after_iteration_callbacks(k, dict(env_steps=p.env_steps, updated=True),
+                                           lambda k=k: dict(zip(names, metrics.numpy()[:, k].tolist())))
+        self._log(metrics, self._episode_stats(seconds))
+
+    def _episode_stats(self, seconds: float) -> np.ndarray:
+        """EPISODE_TAGS x K: what each agent logs besides the learner's metrics."""
+        p, stats = self.progress, np.empty((len(EPISODE_TAGS), len(self.agents)), np.float32)
+        for k, agent in enumerate(self.agents):
+            s = agent.stats
+            stats[:, k] = (s.last_return, s.reward_100, s.episodes, s.length_100,
+                           p.env_steps / seconds if seconds > 0 else 0.0, p.nonfinite_updates)
+        return stats
 
     def _log(self, metrics, episode_stats: np.ndarray) -> None:
         steps = self.progress.env_steps

@@ -69,12 +69,16 @@ class RunLogger:
         if not append:
             self._write_hparams(hparams if hparams is not None else config, metrics)
         self._bar = None
-        if progress:
+        self._show_progress = progress
+        self._last_step = 0
+
+    def open_progress(self, until: int) -> None:
+        """A progress bar from the current step to `until` (each learn() call has its own)."""
+        if self._show_progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
+            self._bar = tqdm(total=until, initial=self._last_step, unit="step", unit_scale=True, dynamic_ncols=True,
                              file=sys.stderr, mininterval=0.5)
-        self._last_step = 0
 
     def _write_hparams(self, hparams: dict, metrics: tuple[str, ...]) -> None:
         from tensorboard.plugins.hparams import api as hp
@@ -126,10 +130,15 @@ class RunLogger:
             self._bar.set_postfix_str(f"reward_100={reward_100:.1f} steps/s={steps_per_s:,.0f}", refresh=False)
         self._last_step = step
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        """Close the progress bar; write the events so far to disk."""
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
         self.writer.flush()
+
+    def close(self) -> None:
+        self.flush()
         self.writer.close()
 
 

@@ -1,10 +1,13 @@
 """What every trainer shares, written once: the agents' bookkeeping, the clock, the stop test, the
-non-finite guard, the checkpoint at an interrupt, and the end of a run (last evaluation, export,
-summary.json).
+non-finite guard, the callbacks, the checkpoint at an interrupt, and the end of a run (last evaluation,
+export, summary.json).
 
-    run:    with the stop signals handled: _loop() (the trainer's own) · close · _finish()
-    _loop:  iterations until should_stop(): the budget, every agent solved, or SIGINT/SIGTERM
-    end:    checkpoint if interrupted · per agent: last evaluation · export · summary.json
+    learn(n):  with the stop signals handled and the callbacks set (tfpg.training.callbacks: the options'
+               and the user's): _loop() · a checkpoint if a signal or a callback stopped it · summary.json
+    _loop:     iterations until should_stop(): n env steps, the stop test, a callback, or SIGINT/SIGTERM;
+               after each, every callback's on_iteration (evaluation, stop test, the user's, checkpoint)
+    finish:    per agent: last evaluation · export · summary.json
+    run:       learn() up to --total-steps · finish() · close()      (python train.py)
 
 A trainer (`tfpg.training.trainer.Trainer` for gymnasium envs, `tfpg.training.graph_trainer.GraphTrainer`
 for `--backend graph`) provides `_loop()`, `env_steps`, `_checkpoint_arrays()`, `_select(k)` (the
@@ -16,7 +19,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +29,7 @@ from tfpg.core.checkpoint import TrainingCheckpoint, last_good_checkpoint
 from tfpg.core.errors import SaveError, TrainingError
 from tfpg.export.saved_model import export_policy, policy_metadata
 from tfpg.models.policies import restore_variables, snapshot_variables
+from tfpg.training.callbacks import Callback, EvaluationInfo, IterationInfo, builtin_callbacks
 from tfpg.training.logger import EpisodeStats, write_json_atomically
 from tfpg.training.signals import StopSignals
 
@@ -90,6 +94,10 @@ class TrainingLoop:
 
     def __init__(self):
         self.signals = StopSignals()
+        self.callbacks: list[Callback] = []
+        self._until = 0
+        self._target: int | None = None
+        self._stop_requested: bool | None = None   # None: go on; else whether to checkpoint at the end
 
     # --- what a trainer provides -------------------------------------------------------------
     @property
@@ -97,7 +105,7 @@ class TrainingLoop:
         raise NotImplementedError
 
     def _loop(self) -> None:
-        """Iterate until `should_stop()`."""
+        """Iterate until `should_stop()`, calling `after_iteration_callbacks` after each iteration."""
         raise NotImplementedError
 
     def _checkpoint_arrays(self) -> dict[str, np.ndarray]:
@@ -106,6 +114,11 @@ class TrainingLoop:
     def _select(self, k: int):
         """The policy that evaluates and exports agent k, holding agent k's variables."""
         raise NotImplementedError
+
+    def checkpoint_now(self, run_dir: str | None = None) -> str:
+        """Write a checkpoint that a resumed run continues from exactly (the gym trainer restarts its envs then),
+        in this run's folder or in `run_dir` (with the run's config.json); returns its path."""
+        return self.save_checkpoint(run_dir)
 
     def _close(self) -> None:
         """Release what the loop used (envs, workers), after it ends for whatever reason."""
@@ -123,28 +136,62 @@ class TrainingLoop:
     def train_seconds(self) -> float:
         return self._seconds_before + (0.0 if self._t0 is None else time.perf_counter() - self._t0)
 
-    def _solved(self, agent: Agent) -> bool:
+    def solved(self, agent: Agent) -> bool:
         threshold = self.config.stop_reward
         if self.config.stop_on == "eval":
             return threshold is not None and agent.evaluator.state.eval_reward >= threshold
         return agent.stats.solved(threshold)
 
     def should_stop(self) -> bool:
-        return (self.signals.received is not None or self.env_steps >= self.config.total_steps
-                or all(self._solved(agent) for agent in self.agents))
+        return self.signals.received is not None or self.env_steps >= self._until or self._stop_requested is not None
 
-    def run(self) -> RunResult:
+    def request_stop(self, checkpoint: bool = True) -> None:
+        """End the run after this iteration (`checkpoint`: with a checkpoint to resume from, as at a signal)."""
+        self._stop_requested = checkpoint if self._stop_requested is None else self._stop_requested or checkpoint
+
+    def learn(self, steps: int | None = None, callbacks: Sequence[Callback] = ()) -> RunResult:
+        """Train until the env steps reach the last learn()'s target + `steps` (the first call: the env steps so far
+        + `steps`; None: --total-steps), or a callback, the stop test or SIGINT/SIGTERM ends it (an iteration
+        collects a batch, so the run ends at the first iteration past the target); then a checkpoint if it was stopped or interrupted, and each agent's summary.json.
+        Another learn() continues where this one ended."""
+        # steps: past the last learn()'s target (the first: past the env steps so far), so that learn(n) twice ends
+        # where learn(2n) does, whichever iteration overshot a target
+        start = self.env_steps if self._target is None else self._target
+        self._until = self._target = self.config.total_steps if steps is None else start + steps
+        before, after = builtin_callbacks(self.config)
+        self.callbacks = [*before, *callbacks, *after]
+        self._stop_requested = None
+        self.signals.received = None
+        for agent in self.agents:
+            agent.logger.open_progress(self._until)
         with self.signals:
             try:
+                if any(c.on_training_start(self) is False for c in self.callbacks):
+                    self.request_stop()
                 self._loop()
             except BaseException:
-                for agent in self.agents:
-                    agent.logger.close()
-                    agent.evaluator.close()
+                self.close()
                 raise
-            finally:
-                self._close()
-            return self._finish()
+            return self._end_of_learn()
+
+    def after_iteration_callbacks(self, k: int, info_fields: dict, metrics: Callable[[], dict]) -> None:
+        """Agent k's on_iteration of every callback (built-in and the user's); a False stops the run."""
+        agent = self.agents[k]
+        info = IterationInfo(agent=k, num_agents=len(self.agents), episodes=agent.stats.episodes,
+                             reward_100=agent.stats.reward_100, _metrics=metrics, **info_fields)
+        for callback in self.callbacks:
+            if callback.on_iteration(info) is False:
+                self.request_stop()
+
+    def evaluate_agent(self, k: int, periodic: bool = False) -> None:
+        """A greedy evaluation of agent k now (`periodic`: the --eval-every one, which moves its schedule on);
+        then every callback's on_evaluation."""
+        self._select(k)
+        evaluator, steps = self.agents[k].evaluator, self.env_steps
+        returns = evaluator.maybe_evaluate(steps) if periodic else evaluator.evaluate(steps)
+        info = EvaluationInfo(k, steps, evaluator.state.eval_reward, returns)
+        for callback in self.callbacks:
+            callback.on_evaluation(info)
 
     def _guard(self, finite: Iterable[bool]) -> None:
         """Count skipped (non-finite) gradient steps; give up after `max_nonfinite` in a row."""
@@ -153,14 +200,24 @@ class TrainingLoop:
             p.nonfinite_in_a_row = 0 if ok else p.nonfinite_in_a_row + 1
             p.nonfinite_updates += not ok
             if p.nonfinite_in_a_row >= self.config.max_nonfinite:
-                last = self.checkpoint.latest()
-                where = f"; the last good checkpoint is {last}" if last else ""
                 raise TrainingError(f"{p.nonfinite_in_a_row} updates in a row had a non-finite loss or gradient "
-                                    f"at env step {self.env_steps}{where}; lower --lr or set --grad-clip")
+                                    f"at env step {self.env_steps}{self.last_checkpoint_words()}; lower --lr or set "
+                                    "--grad-clip")
+
+    def last_checkpoint_words(self) -> str:
+        """'; the last good checkpoint is PATH' (empty without one), for a message that ends a run."""
+        last = self.checkpoint.latest()
+        return f"; the last good checkpoint is {last}" if last else ""
 
     # --- checkpoints ---------------------------------------------------------------------------
-    def save_checkpoint(self) -> str:
-        return self.checkpoint.save(self.env_steps, self._checkpoint_arrays())
+    def save_checkpoint(self, run_dir: str | None = None) -> str:
+        """A checkpoint in this run's folder, or in another run folder `run_dir` (config.json written there)."""
+        checkpoint = self.checkpoint
+        if run_dir is not None and os.path.abspath(run_dir) != os.path.abspath(self.run_dir):
+            os.makedirs(run_dir, exist_ok=True)
+            write_json_atomically(os.path.join(run_dir, "config.json"), self.config.to_dict())
+            checkpoint = TrainingCheckpoint(run_dir, self.trackables, self._checkpoint_arrays())
+        return checkpoint.save(self.env_steps, self._checkpoint_arrays())
 
     def _checkpointed_here(self) -> bool:
         """Whether the latest checkpoint is at this env step (a signal came right after a checkpoint, or a
@@ -170,32 +227,78 @@ class TrainingLoop:
         return latest is not None and os.path.basename(latest) == f"ckpt-{self.env_steps}"
 
     # --- the end -------------------------------------------------------------------------------
-    def _finish(self) -> RunResult:
-        """A checkpoint if interrupted; else, with evaluation on, a last one scores the final policy unless the last
-        one saw it (not in train_seconds); each agent's export (its best evaluated policy with --export-best)."""
-        seconds, steps = self.train_seconds, self.env_steps
-        if self.signals.received is not None and not self._checkpointed_here():
+    def _end_of_learn(self) -> RunResult:
+        """A checkpoint if interrupted or stopped by a callback; each agent's summary.json; on_training_end."""
+        steps = self.env_steps
+        # the clock stops between learn() calls
+        self._seconds_before, self._t0 = self.train_seconds, None
+        if (self.signals.received is not None or self._stop_requested) and not self._checkpointed_here():
             self.save_checkpoint()
-        results = [self._finish_agent(k, agent, seconds, steps) for k, agent in enumerate(self.agents)]
+        for agent in self.agents:
+            agent.logger.flush()
+        result = self._results(steps)
+        for callback in self.callbacks:
+            callback.on_training_end(result)
+        return result
+
+    def _results(self, steps: int, seconds: float | None = None) -> RunResult:
+        """Each agent's RunResult (and summary.json), and the run's (`seconds`: of training, default now)."""
+        seconds = self.train_seconds if seconds is None else seconds
+        results = []
+        for agent in self.agents:
+            state = agent.evaluator.state
+            result = RunResult(agent.run_dir, agent.export_path, steps, agent.stats.episodes, agent.stats.reward_100,
+                               self.solved(agent), seconds, self.signals.received, state.eval_reward,
+                               state.eval_env_steps, state.eval_seconds, state.evaluations)
+            self._write_summary(agent.run_dir, result, **self._summary_fields(agent))
+            results.append(result)
         return self._overall(results, seconds)
 
-    def _finish_agent(self, k: int, agent: Agent, seconds: float, steps: int) -> RunResult:
-        state = agent.evaluator.state
-        if self.signals.received is None and self.config.eval_every and state.eval_env_steps != steps:
-            self._select(k)
-            agent.evaluator.evaluate(steps)
-        agent.evaluator.close()
-        agent.logger.close()
-        result = RunResult(agent.run_dir, agent.export_path, steps, agent.stats.episodes, agent.stats.reward_100,
-                           self._solved(agent), seconds, self.signals.received, state.eval_reward,
-                           state.eval_env_steps, state.eval_seconds, state.evaluations)
-        if agent.export_path:
-            try:
-                self._export(k, agent, result)
-            except SaveError as e:
-                raise SaveError(f"{e}; {self._resume_advice()}") from e
-        self._write_summary(agent.run_dir, result, **self._summary_fields(agent))
-        return result
+    def finish(self, export: bool = True) -> RunResult:
+        """The end of a run (tfpg.train, the CLI): unless interrupted, a last evaluation of each agent when
+        evaluation is on and the last one did not see this policy (not in train_seconds); each agent's export
+        (`export`: to its export path, if the run has one) and summary.json."""
+        steps, seconds = self.env_steps, self.train_seconds
+        interrupted = self.signals.received is not None
+        for k, agent in enumerate(self.agents):
+            if not interrupted and self.config.eval_every and agent.evaluator.state.eval_env_steps != steps:
+                self.evaluate_agent(k)
+        if export:
+            for k, agent in enumerate(self.agents):
+                if agent.export_path:
+                    self.export_agent(k, agent.export_path)
+        return self._results(steps, seconds)
+
+    def run(self) -> RunResult:
+        """Learn up to --total-steps, then `finish()` and `close()` (what `python train.py` does)."""
+        self.learn()
+        try:
+            return self.finish()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the envs or workers, close the loggers and evaluation envs."""
+        try:
+            self._close()
+        finally:
+            for agent in self.agents:
+                agent.logger.close()
+                agent.evaluator.close()
+
+    def export_agent(self, k: int, path: str) -> None:
+        """Agent k's SavedModel at `path` (replaced if there); SaveError with how to resume if the write fails."""
+        result = self._results_for_export(k)
+        try:
+            self._export(k, self.agents[k], result, path)
+        except SaveError as e:
+            raise SaveError(f"{e}; {self._resume_advice()}") from e
+
+    def _results_for_export(self, k: int) -> RunResult:
+        agent, state = self.agents[k], self.agents[k].evaluator.state
+        return RunResult(agent.run_dir, agent.export_path, self.env_steps, agent.stats.episodes, agent.stats.reward_100,
+                         self.solved(agent), self.train_seconds, self.signals.received, state.eval_reward,
+                         state.eval_env_steps, state.eval_seconds, state.evaluations)
 
     def _write_summary(self, folder: str, result: RunResult, **fields) -> None:
         p = self.progress
@@ -211,7 +314,7 @@ class TrainingLoop:
         return (f"the last good checkpoint is {last}; fix the cause, then finish the run and its export with: "
                 f"python train.py --resume {self.run_dir}")
 
-    def _export(self, k: int, agent: Agent, result: RunResult) -> None:
+    def _export(self, k: int, agent: Agent, result: RunResult, path: str) -> None:
         """Agent k's policy, or its best evaluated one (--export-best), whose variables are put back afterwards."""
         policy, state = self._select(k), agent.evaluator.state
         exported_from = {"env_steps": result.env_steps, "eval_reward": state.eval_reward if state.evaluations else None}
@@ -223,6 +326,6 @@ class TrainingLoop:
         metadata = policy_metadata(agent.config, policy, self.spaces, result, exported_from)
         # The path was checked when the run started; replacing this run's own earlier export
         # (written at an interrupt) is what a resumed run must do.
-        export_policy(policy, metadata, agent.export_path, overwrite=True)
+        export_policy(policy, metadata, path, overwrite=True)
         if final is not None:
             restore_variables(policy, final)

@@ -93,7 +93,8 @@ class Trainer(TrainingLoop):
         self.agent.evaluator = Evaluator(config, self.algo.policy.greedy_numpy,
                                          lambda: snapshot_variables(self.algo.policy),
                                          lambda steps, values: self.agent.logger.scalars(steps, values))
-        self.checkpoint = TrainingCheckpoint(run_dir, self.algo.trackables(), self._checkpoint_arrays())
+        self.trackables = self.algo.trackables()
+        self.checkpoint = TrainingCheckpoint(run_dir, self.trackables, self._checkpoint_arrays())
         if resume:   # before the logger: a checkpoint that does not fit leaves the run folder as it was
             self._resume(validated)
         self.agent.logger = RunLogger(run_dir, config.to_dict(), config.total_steps, progress=config.progress,
@@ -158,13 +159,11 @@ class Trainer(TrainingLoop):
         self._seconds_before = float(arrays["run/train_seconds"])
         self.stepper.restart(env_reset_seed(self.config.seed, self.stepper.env_steps))
 
-    def _checkpoint_if_due(self) -> None:
-        every, steps = self.config.checkpoint_every, self.stepper.env_steps
-        if not every or steps < self.progress.next_checkpoint:
-            return
-        self.progress.next_checkpoint = (steps // every + 1) * every
-        self.save_checkpoint()
-        self.stepper.restart(env_reset_seed(self.config.seed, steps))
+    def checkpoint_now(self, run_dir: str | None = None) -> str:
+        """A checkpoint, then the envs restart from env_reset_seed(seed, env_steps), as a resumed run's do."""
+        path = self.save_checkpoint(run_dir)
+        self.stepper.restart(env_reset_seed(self.config.seed, self.stepper.env_steps))
+        return path
 
     # --- the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -175,13 +174,14 @@ class Trainer(TrainingLoop):
     def _after_iteration(self, iteration: Iteration) -> None:
         self._guard(iteration.finite)
         steps = self.stepper.env_steps
-        self.agent.evaluator.maybe_evaluate(steps)
-        if iteration.log or self.should_stop():
-            self._log(steps, iteration)
         if iteration.updated:
             self.progress.updates += 1
             self.experience.policy_updated()
-            self._checkpoint_if_due()
+        metrics = iteration.metrics if callable(iteration.metrics) else lambda: iteration.metrics
+        # evaluation, the stop test, the user's callbacks, the checkpoint
+        self.after_iteration_callbacks(0, dict(env_steps=steps, updated=iteration.updated), metrics)
+        if iteration.log or self.should_stop():
+            self._log(steps, iteration)
 
     def _log(self, steps: int, iteration: Iteration) -> None:
         seconds, stats, logger = self.train_seconds, self.agent.stats, self.agent.logger
@@ -197,17 +197,24 @@ class Trainer(TrainingLoop):
         logger.progress(steps, stats.reward_100, steps_per_s)
 
 
-def train(config: RunConfig, run_dir: str, export_path: str | None, resume: bool = False,
-          validated: RestoreResult | None = None) -> RunResult:
-    """Train the registered algorithm `config.algo` (`validated`: see `Trainer`)."""
+def build_trainer(config: RunConfig, run_dir: str, export_path: str | None, resume: bool = False,
+                  validated: RestoreResult | None = None) -> TrainingLoop:
+    """The trainer of the registered algorithm `config.algo` (`validated`: see `Trainer`): the gymnasium one,
+    or with --backend graph the graph backend's (the env as TF ops, each iteration one compiled program)."""
     from tfpg.algos.registry import REGISTRY
 
     set_intra_op_threads(config.intra_op_threads)
-    if config.backend == "graph":   # the env as TF ops, each iteration one compiled program (tfpg.training.graph_trainer)
+    if config.backend == "graph":
         from tfpg.training.graph_trainer import GraphTrainer
 
-        return GraphTrainer(REGISTRY[config.algo], config, run_dir, export_path, resume).run()
-    return Trainer(REGISTRY[config.algo], config, run_dir, export_path, resume, validated).run()
+        return GraphTrainer(REGISTRY[config.algo], config, run_dir, export_path, resume)
+    return Trainer(REGISTRY[config.algo], config, run_dir, export_path, resume, validated)
+
+
+def train(config: RunConfig, run_dir: str, export_path: str | None, resume: bool = False,
+          validated: RestoreResult | None = None) -> RunResult:
+    """Train `config` to its --total-steps, then evaluate, export and summarise (TrainingLoop.run)."""
+    return build_trainer(config, run_dir, export_path, resume, validated).run()
 
 
 def set_intra_op_threads(threads: int) -> None:
