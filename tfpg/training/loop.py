@@ -23,7 +23,7 @@ import numpy as np
 
 from tfpg.config.run import RunConfig
 from tfpg.core.checkpoint import TrainingCheckpoint, last_good_checkpoint
-from tfpg.core.errors import SaveError, TrainingError
+from tfpg.core.errors import EnvFailure, SaveError, TrainingError
 from tfpg.export.saved_model import export_policy, policy_metadata
 from tfpg.models.policies import restore_variables, snapshot_variables
 from tfpg.training.logger import EpisodeStats, write_json_atomically
@@ -137,10 +137,12 @@ class TrainingLoop:
         with self.signals:
             try:
                 self._loop()
-            except BaseException:
+            except BaseException as e:
                 for agent in self.agents:
                     agent.logger.close()
                     agent.evaluator.close()
+                if isinstance(e, EnvFailure):   # the env's fault: say where the run can continue from
+                    raise EnvFailure(f"{e}; {self._resume_advice()}") from e
                 raise
             finally:
                 self._close()
