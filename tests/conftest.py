@@ -19,6 +19,7 @@ TIERS = {
     "test_cli.py": "integration",
     "test_code_shape.py": "unit",
     "test_contract.py": "integration",
+    "test_custom_envs.py": "integration",
     "test_damaged_files.py": "unit",
     "test_damaged_runs.py": "integration",
     "test_defects.py": "integration",

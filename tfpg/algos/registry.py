@@ -13,7 +13,7 @@ from typing import Any
 
 from tfpg.algos.base import Algorithm
 from tfpg.config.options import unknown_choice
-from tfpg.config.run import DEFAULT_ALGO, DEFAULT_ENV, Preset, RunConfig, validate
+from tfpg.config.run import DEFAULT_ALGO, DEFAULT_ENV, Preset, RunConfig, validate, with_env_module
 from tfpg.core.errors import ConfigError
 
 REGISTRY: dict[str, type[Algorithm]] = {}
@@ -78,7 +78,7 @@ def build_config(algo: str | None, env_id: str | None, preset: str | None, overr
     config = cls(**{**values, "algo": algo})
     validate(config)
     config.check_given(given_options(overrides))
-    return config
+    return with_env_module(config)
 
 
 def given_options(overrides: dict[str, Any]) -> frozenset[str]:

@@ -143,7 +143,8 @@ class Agent:
         """Train `steps` more env steps (None: up to `total_steps`), or until a callback returns False, the
         stop test (`stop_reward`) passes or SIGINT/SIGTERM arrives. Training ends at the first iteration (a
         batch) past the target, and a later learn(n) counts n from this call's target, not from where the
-        overshoot left it: learn(n) twice ends where learn(2n) does. The schedules run along `total_steps`. Returns the agent; `agent.result` is the RunResult so far."""
+        overshoot left it: learn(n) twice ends where learn(2n) does. The schedules run along `total_steps`.
+        Returns the agent; `agent.result` is the RunResult so far."""
         if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
             raise ConfigError(f"learn(steps) takes a positive number of env steps, got {steps!r}")
         self.result = self._trainer.learn(steps, callbacks)

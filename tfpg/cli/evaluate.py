@@ -17,9 +17,17 @@ import sys
 
 import numpy as np
 
-from tfpg.core.errors import ConfigError
+from tfpg.core.errors import ConfigError, EnvFailure
 from tfpg.envs import make as envs_lib
 from tfpg.training.evaluation import EVAL_SEED, evaluate_returns, make_eval_envs
+
+
+def env_of(metadata: dict, env_id: str | None) -> tuple[str, dict | None]:
+    """(env id, constructor kwargs) to evaluate on: the export's own env with its recorded --env-kwargs, or `env_id`
+    (without them) where one is given."""
+    if env_id is None or env_id == metadata["env_id"]:
+        return metadata["env_id"], metadata.get("env_kwargs")   # exports from before env_kwargs have none
+    return env_id, None
 
 
 def load_policy(path: str, env_id: str | None = None, stochastic: bool = False, seed: int = 0):
@@ -28,8 +36,8 @@ def load_policy(path: str, env_id: str | None = None, stochastic: bool = False, 
     from tfpg.export.formats import load_actor
 
     act, metadata = load_actor(path, stochastic, seed)
-    env_id = env_id or metadata["env_id"]
-    spaces = envs_lib.env_spaces(env_id)
+    env_id, env_kwargs = env_of(metadata, env_id)
+    spaces = envs_lib.env_spaces(env_id, env_kwargs)
     for key, space in (("observation_space", spaces.observation_space), ("action_space", spaces.action_space)):
         if not envs_lib.spaces_match(metadata[key], space):
             raise ConfigError(f"the model at {path} was trained for {metadata['env_id']} whose "
@@ -44,16 +52,17 @@ def evaluate(path: str, env_id: str | None = None, episodes: int = 10, seed: int
     if episodes <= 0:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
     act, metadata = load_policy(path, env_id, stochastic, seed)
+    env_id, env_kwargs = env_of(metadata, env_id)
     # Unclipped rewards: the returns are the real game score (Atari: tfpg's preprocessing, no clipping).
     if video_dir:   # one sub-env, so the video shows one episode at a time
         from gymnasium.wrappers.vector import RecordVideo
 
-        envs = RecordVideo(make_eval_envs(env_id or metadata["env_id"], 1, render_mode="rgb_array"), video_dir,
+        envs = RecordVideo(make_eval_envs(env_id, 1, render_mode="rgb_array", env_kwargs=env_kwargs), video_dir,
                            episode_trigger=lambda i: True)
     else:
-        envs = make_eval_envs(env_id or metadata["env_id"], episodes)
+        envs = make_eval_envs(env_id, episodes, env_kwargs=env_kwargs)
     try:
-        return evaluate_returns(act, envs, episodes, seed)
+        return evaluate_returns(act, envs, episodes, seed, name=env_id)
     finally:
         envs.close()
 
@@ -79,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"evaluate: error: {e}", file=sys.stderr)
         return 2
+    except EnvFailure as e:   # the env raised or went non-finite: one line, as in training
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps({"returns": returns.tolist(), "mean": returns.mean(), "std": returns.std()}))
     else:

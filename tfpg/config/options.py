@@ -14,7 +14,9 @@ Plain dataclass metadata was chosen over a CLI library (tyro, simple-parsing): a
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -52,7 +54,8 @@ def flag_name(name: str) -> str:
 # --- checks ---------------------------------------------------------------------------------
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "tuple[int, ...]": "layer widths like 64,64"}
+               "tuple[int, ...]": "layer widths like 64,64",
+               "dict": "KEY=VALUE pairs (a dict with str keys and values JSON can store)"}
 
 
 def _is_int(v) -> bool:
@@ -65,7 +68,17 @@ def _type_ok(base: str, v) -> bool:
             "bool": isinstance(v, bool),
             "str": isinstance(v, str),
             "tuple[int, ...]": isinstance(v, (tuple, list)) and len(v) > 0 and all(_is_int(h) and h > 0 for h in v),
+            "dict": isinstance(v, dict) and all(isinstance(k, str) for k in v) and _json_storable(v),
             }.get(base, True)
+
+
+def _json_storable(value) -> bool:
+    """Whether config.json can hold `value` (a run's configuration is saved as JSON before it trains)."""
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _range_error(flag: str, base: str, v, meta: dict) -> str | None:
@@ -133,6 +146,30 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def parse_key_value(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (KEY, the Python literal VALUE as JSON stores it: tuples become lists)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text}: expected KEY=VALUE with KEY a keyword name, e.g. length=4")
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise argparse.ArgumentTypeError(f"{text}: {value!r} is not a Python literal (quote strings: "
+                                         f"{key}='{value}')") from None
+    if not _json_storable(parsed):
+        raise argparse.ArgumentTypeError(f"{text}: a {type(parsed).__name__} cannot be saved in config.json; use "
+                                         "numbers, strings, booleans, None, lists or dicts")
+    # the env gets what a resumed run reads back from config.json, so both runs build the same env
+    return key, json.loads(json.dumps(parsed))
+
+
+class _KeyValues(argparse.Action):
+    """Collects KEY=VALUE items (from one or several uses of the flag) into one dict."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), **dict(values)})
+
+
 def describe_default(values: list[tuple[str, Any]]) -> str:
     """'0.01' or '0.01 (reinforce), 0.001 (dqn)' when the algorithms' defaults differ."""
     shown = [(who, ",".join(map(str, v)) if isinstance(v, tuple) else "unset" if v is None else str(v))
@@ -153,6 +190,8 @@ def argument_kwargs(cls: type, f: dataclasses.Field) -> tuple[str, dict]:
         kwargs.update(type=parse_bool, metavar="{true,false}")
     elif base == "tuple[int, ...]":
         kwargs.update(type=parse_widths, metavar="W[,W...]")
+    elif base == "dict":
+        kwargs.update(type=parse_key_value, nargs="+", action=_KeyValues)
     elif base in ("int", "float"):
         kwargs.update(type=int if base == "int" else float)
     if meta["choices"] is not None:
@@ -227,7 +266,7 @@ def _allowed(base: str, meta: dict) -> str:
         return "switch" if meta["flag"] else "true / false"
     low, high = meta["low"], meta["high"]
     if low is None and high is None:
-        return {"tuple[int, ...]": "widths ≥ 1"}.get(base, base)
+        return {"tuple[int, ...]": "widths ≥ 1", "dict": "KEY=VALUE ..."}.get(base, base)
     left = "" if low is None else f"{'>' if meta['low_open'] else '≥'} {low}"
     right = "" if high is None else f"≤ {high}"
     return ", ".join(x for x in (left, right) if x)

@@ -25,7 +25,14 @@ class RunConfig:
     """Options every algorithm shares: the env, the budget, stopping, evaluation, output."""
 
     algo: str = option("", "the algorithm (set by --algo)", hparam=True)
-    env_id: str = option(DEFAULT_ENV, "gymnasium environment id")
+    env_id: str = option(DEFAULT_ENV, "gymnasium environment id; MODULE:ID imports MODULE first (your own envs: "
+                                      "see the guide's Your own environment)")
+    env_module: str | None = option(None, "import this package before looking up --env, for one that registers its "
+                                          "envs on import (minigrid); the same as --env PKG:ID, which is what "
+                                          "config.json records", hparam=False, metavar="PKG")
+    env_kwargs: dict | None = option(None, "keyword arguments of the env's constructor, values as Python literals: "
+                                           "--env-kwargs length=4 name='x' (tuples become lists, as JSON stores "
+                                           "them)", metavar="KEY=VALUE")
     seed: int = option(0, "random seed for TF, numpy and the envs", low=0, high=2**31 - 1)
     total_steps: int = option(500_000, "env-step budget (real transitions, all envs together)", low=1)
     stop_reward: float | None = option(None, "stop once the --stop-on measure reaches this; unset: never stop early")
@@ -84,6 +91,11 @@ class RunConfig:
             raise ConfigError(f"--run-name must be a plain folder name, got {self.run_name!r}")
         if not self.env_id:
             raise ConfigError("--env must be a gymnasium environment id such as CartPole-v1")
+        if self.env_module is not None and ":" in self.env_id:
+            raise ConfigError(f"--env {self.env_id} names its module already: drop --env-module {self.env_module}, "
+                              "or the MODULE: prefix of --env")
+        if self.env_module is not None and not self.env_module:
+            raise ConfigError("--env-module must name a package to import, e.g. --env-module minigrid")
         if self.stop_on == "eval" and self.eval_every == 0:
             raise ConfigError("--stop-on eval needs greedy evaluations; set --eval-every to a positive number of env "
                               "steps, or pass --stop-on train")
@@ -217,6 +229,14 @@ def with_fields_added_later(saved: dict, config_class) -> dict:
     """A saved configuration with every field of FIELDS_ADDED_LATER that `config_class` has and `saved` lacks."""
     known = {f.name for f in dataclasses.fields(config_class)}
     return {**{k: v for k, v in FIELDS_ADDED_LATER.items() if k in known and k not in saved}, **saved}
+
+
+def with_env_module(config: RunConfig) -> RunConfig:
+    """`config` with --env-module PKG folded into the env id as PKG:ID: the one string that config.json, exports'
+    metadata and Ray workers pass on, which imports PKG wherever an env is built (a fresh process included)."""
+    if config.env_module is None:
+        return config
+    return dataclasses.replace(config, env_id=f"{config.env_module}:{config.env_id}", env_module=None)
 
 
 def validate(config: RunConfig) -> None:

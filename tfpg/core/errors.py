@@ -29,3 +29,8 @@ def one_line(error: BaseException, limit: int = 200) -> str:
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. non-finite updates K times in a row); one line for the user."""
+
+
+class EnvFailure(TrainingError):
+    """The env raised in reset()/step(), or returned a non-finite observation or reward, while tfpg stepped it; the
+    line names the env, what happened and the env step (the training loop adds where the run can resume from)."""

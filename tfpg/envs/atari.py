@@ -44,17 +44,19 @@ def is_atari(spec: gym.envs.registration.EnvSpec) -> bool:
     return str(entry).startswith("ale_py")
 
 
-def make_atari_env(env_id: str, terminal_on_life_loss: bool = False, render_mode: str | None = None) -> gym.Env:
-    """One preprocessed ALE env: uint8 observations (4, 84, 84), unclipped rewards."""
-    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False,
-                   render_mode=render_mode)
+def make_atari_env(env_id: str, terminal_on_life_loss: bool = False, render_mode: str | None = None,
+                   env_kwargs: dict | None = None) -> gym.Env:
+    """One preprocessed ALE env: uint8 observations (4, 84, 84), unclipped rewards; `env_kwargs` (e.g. mode,
+    difficulty) go to ale_py's constructor."""
+    env = gym.make(env_id, **{"frameskip": 1, "repeat_action_probability": 0.0, "full_action_space": False,
+                              **(env_kwargs or {}), "render_mode": render_mode})
     env = AtariPreprocessing(env, noop_max=NOOP_MAX, frame_skip=FRAME_SKIP, screen_size=SCREEN_SIZE,
                              grayscale_obs=True, terminal_on_life_loss=terminal_on_life_loss, scale_obs=False)
     return FrameStackObservation(env, FRAME_STACK)
 
 
 def make_atari_vec_env(env_id: str, num_envs: int, vector_mode: str, terminal_on_life_loss: bool = False,
-                       render_mode: str | None = None) -> gym.vector.VectorEnv:
+                       render_mode: str | None = None, env_kwargs: dict | None = None) -> gym.vector.VectorEnv:
     """`num_envs` preprocessed sub-envs in a Sync or Async vector env (NEXT_STEP autoreset).
 
     ale-py's C++ vector env (vector_entry_point) is refused: its frame stack pads the start of an
@@ -63,7 +65,8 @@ def make_atari_vec_env(env_id: str, num_envs: int, vector_mode: str, terminal_on
     """
     if vector_mode == "vector_entry_point":
         raise ConfigError(VECTOR_ENTRY_POINT_REFUSED.format(env_id=env_id))
-    make = functools.partial(make_atari_env, env_id, terminal_on_life_loss, render_mode=render_mode)
+    make = functools.partial(make_atari_env, env_id, terminal_on_life_loss, render_mode=render_mode,
+                             env_kwargs=env_kwargs)
     mode = gym.vector.AutoresetMode.NEXT_STEP
     if vector_mode == "async":
         return gym.vector.AsyncVectorEnv([make] * num_envs, autoreset_mode=mode)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from tfpg.core.errors import ConfigError
+from tfpg.core.errors import ConfigError, EnvFailure, one_line
 
 
 @dataclass
@@ -58,6 +58,7 @@ class VecStepper:
     `on_episode(returns, lengths)` receives gymnasium's RecordEpisodeStatistics figures.
     `restart(seed)` re-seeds and resets every sub-env (after a checkpoint); objects that hold
     partial episodes register `on_restart` callbacks to drop them.
+    An env that raises, or returns a non-finite float observation or reward, is an `EnvFailure` naming it.
     """
 
     def __init__(self, envs: gym.vector.VectorEnv, env_id: str = "",
@@ -67,20 +68,25 @@ class VecStepper:
         self.num_envs = envs.num_envs
         self.on_episode = on_episode
         self.on_restart: list[Callable[[], None]] = []
-        self.observations, _ = envs.reset(seed=seed)
-        self._resetting = np.zeros(self.num_envs, dtype=bool)   # this sub-env's next step is an autoreset
+        self.env_id = env_id
         self.env_steps = 0
+        self.observations = self._reset(seed)
+        self._resetting = np.zeros(self.num_envs, dtype=bool)   # this sub-env's next step is an autoreset
 
     def restart(self, seed: int) -> None:
-        self.observations, _ = self.envs.reset(seed=seed)
+        self.observations = self._reset(seed)
         self._resetting[:] = False
         for callback in self.on_restart:
             callback()
 
     def step(self, actions: np.ndarray, env_actions: np.ndarray | None = None) -> Step:
         """Step every sub-env; `env_actions` (default `actions`) is what the envs receive, e.g. clipped."""
-        next_obs, rewards, terminated, truncated, info = self.envs.step(actions if env_actions is None
-                                                                        else env_actions)
+        try:
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions if env_actions is None
+                                                                            else env_actions)
+        except Exception as e:   # the env's own code: one line naming it, for the loop to stop the run with
+            raise self._failure("step() raised", e) from e
+        self._check_finite("step()", next_obs, rewards)
         live = ~self._resetting
         step = Step(self.observations, np.asarray(actions), rewards, next_obs, terminated, truncated, live)
         self.env_steps += int(live.sum())
@@ -90,3 +96,23 @@ class VecStepper:
             mask = info["_episode"]
             self.on_episode(info["episode"]["r"][mask], info["episode"]["l"][mask])
         return step
+
+    def _reset(self, seed: int | None) -> np.ndarray:
+        try:
+            observations, _ = self.envs.reset(seed=seed)
+        except Exception as e:
+            raise self._failure("reset() raised", e) from e
+        self._check_finite("reset()", observations)
+        return observations
+
+    def _check_finite(self, call: str, observations: np.ndarray, rewards: np.ndarray | None = None) -> None:
+        """EnvFailure on a non-finite float observation or reward: one vectorised test each (integer and uint8
+        observations cannot be non-finite)."""
+        if observations.dtype.kind == "f" and not np.isfinite(observations).all():
+            raise self._failure(f"{call} returned a non-finite observation")
+        if rewards is not None and not np.isfinite(rewards).all():
+            raise self._failure(f"{call} returned a non-finite reward")
+
+    def _failure(self, what: str, error: Exception | None = None) -> EnvFailure:
+        cause = "" if error is None else f": {type(error).__name__}: {one_line(error)}"
+        return EnvFailure(f"{self.env_id or 'the env'}: {what} at env step {self.env_steps}{cause}")

@@ -175,7 +175,7 @@ def policy_metadata(config, policy, spaces, result, exported_from: dict) -> dict
     from tfpg.envs import make as envs_lib
 
     metadata = {
-        "algorithm": config.algo, "policy": policy.kind, "env_id": config.env_id,
+        "algorithm": config.algo, "policy": policy.kind, "env_id": config.env_id, "env_kwargs": config.env_kwargs,
         "observation_space": envs_lib.space_to_dict(spaces.observation_space),
         "action_space": envs_lib.space_to_dict(spaces.action_space),
         "env_steps": result.env_steps, "episodes": result.episodes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from typing import TYPE_CHECKING
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 
 from tfpg.algos.capabilities import Distributable, GraphTrainable
-from tfpg.config.run import RunConfig, validate, with_fields_added_later
+from tfpg.config.run import RunConfig, validate, with_env_module, with_fields_added_later
 from tfpg.core.errors import ConfigError
 from tfpg.core.files import CONFIG_FILE, RESTORE_CONFIG, read_run_config
+from tfpg.envs import checker
 from tfpg.envs import make as envs_lib
 
 if TYPE_CHECKING:
@@ -21,13 +23,16 @@ if TYPE_CHECKING:
 
 
 def check_run(config: RunConfig, given: frozenset[str] = frozenset()) -> tuple[str, str | None]:
-    """Env id, spaces, the algorithm's own space rules, Atari options, output folders; `given`: the field
-    names of the options given as flags (`tfpg.algos.registry.given_options`).
+    """Env id, spaces, a user's own env (`tfpg.envs.checker`: its non-fatal findings go to stderr), the
+    algorithm's own space rules, Atari options, output folders; `given`: the field names of the options given as
+    flags (`tfpg.algos.registry.given_options`).
 
     Returns (run_dir, export_path). Creates nothing."""
     from tfpg.algos.registry import REGISTRY
 
-    spaces = envs_lib.env_spaces(config.env_id)
+    spaces = envs_lib.env_spaces(config.env_id, config.env_kwargs)
+    for finding in checker.check_users_env(config.env_id, config.env_kwargs):
+        print(f"train.py: warning: {finding}", file=sys.stderr)
     REGISTRY[config.algo].check_spaces(config, spaces)
     check_backend(config)
     if config.workers and not issubclass(REGISTRY[config.algo], Distributable):
@@ -50,6 +55,9 @@ def check_backend(config: RunConfig) -> None:
         if config.env_id not in GRAPH_ENVS:
             raise ConfigError(f"--backend graph needs an env written as TensorFlow ops ({', '.join(GRAPH_ENVS)}); "
                               f"{config.env_id} is not one: use --backend gym")
+        if config.env_kwargs:
+            raise ConfigError("--backend graph runs its envs as TensorFlow ops, which take no constructor arguments: "
+                              "drop --env-kwargs or use --backend gym")
         algorithm = REGISTRY[config.algo]
         if not issubclass(algorithm, GraphTrainable):
             raise ConfigError(f"--backend graph is not implemented for --algo {config.algo}; use --backend gym")
@@ -62,7 +70,7 @@ def check_observations(config: RunConfig, observation_space: gym.Space, given: f
     from tfpg.envs.atari import VECTOR_ENTRY_POINT_REFUSED, is_atari
     from tfpg.models.networks import is_image_space
 
-    atari = is_atari(gym.spec(config.env_id))
+    atari = is_atari(envs_lib.check_env_id(config.env_id))
     if config.terminal_on_life_loss and not atari:
         raise ConfigError(f"--terminal-on-life-loss applies to Atari games only, not {config.env_id}")
     if atari and config.vector_mode == "vector_entry_point":
@@ -79,7 +87,8 @@ def check_observations(config: RunConfig, observation_space: gym.Space, given: f
 
 def default_run_name(config: RunConfig) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{config.algo}-{config.env_id.replace('/', '_')}-s{config.seed}-{stamp}"
+    _, env_name = envs_lib.split_env_id(config.env_id)   # the module is in config.json; a colon is no folder name
+    return f"{config.algo}-{env_name.replace('/', '_')}-s{config.seed}-{stamp}"
 
 
 def _can_create_in(folder: str) -> bool:
@@ -147,7 +156,8 @@ def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str
         validate(saved_config)
     except (TypeError, ConfigError) as e:   # a value of the wrong type or out of bounds: edited or damaged
         raise ConfigError(f"{config_file} is damaged ({e}); {RESTORE_CONFIG}") from None
-    config = dataclasses.replace(saved_config, **{k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
+    config = dataclasses.replace(with_env_module(saved_config),
+                                 **{k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
     validate(config)   # the flags given with --resume
     try:
         validated = find_intact_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))

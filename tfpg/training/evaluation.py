@@ -26,11 +26,12 @@ MAX_EVAL_ENVS = 16
 Act = Callable[[np.ndarray], np.ndarray]
 
 
-def make_eval_envs(env_id: str, episodes: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
-    """Sync sub-envs built by `gym.make` (a batched env such as CartPole's seeds its sub-envs
+def make_eval_envs(env_id: str, episodes: int, render_mode: str | None = None,
+                   env_kwargs: dict | None = None) -> gym.vector.VectorEnv:
+    """Sync sub-envs built by `gym.make(env_id, **env_kwargs)` (a batched env such as CartPole's seeds its sub-envs
     differently from single envs), with real, unclipped rewards."""
     return envs_lib.make_vec_env(env_id, min(episodes, MAX_EVAL_ENVS), seed=EVAL_SEED, vector_mode="sync",
-                                 render_mode=render_mode)
+                                 render_mode=render_mode, env_kwargs=env_kwargs)
 
 
 def play_round(act: Act, stepper: VecStepper, episodes: int) -> list[float]:
@@ -45,9 +46,11 @@ def play_round(act: Act, stepper: VecStepper, episodes: int) -> list[float]:
     return totals[:episodes].tolist()
 
 
-def evaluate_returns(act: Act, envs: gym.vector.VectorEnv, episodes: int, seed: int = EVAL_SEED) -> np.ndarray:
-    """Returns of episodes k = 0..episodes-1, episode k started from reset seed `seed + k`."""
-    stepper = VecStepper(envs, "evaluation", seed=seed)   # sub-env i starts from seed + i
+def evaluate_returns(act: Act, envs: gym.vector.VectorEnv, episodes: int, seed: int = EVAL_SEED,
+                     name: str = "evaluation") -> np.ndarray:
+    """Returns of episodes k = 0..episodes-1, episode k started from reset seed `seed + k`; `name`: the envs' in
+    errors."""
+    stepper = VecStepper(envs, name, seed=seed)   # sub-env i starts from seed + i
     returns: list[float] = []
     while len(returns) < episodes:
         if returns:   # the next round: sub-env i starts from seed + (episodes so far) + i
@@ -56,11 +59,12 @@ def evaluate_returns(act: Act, envs: gym.vector.VectorEnv, episodes: int, seed: 
     return np.array(returns)
 
 
-def greedy_returns(act: Act, env_id: str, episodes: int, seed: int = EVAL_SEED) -> np.ndarray:
+def greedy_returns(act: Act, env_id: str, episodes: int, seed: int = EVAL_SEED,
+                   env_kwargs: dict | None = None) -> np.ndarray:
     """`evaluate_returns` in evaluation envs built for the purpose and closed afterwards."""
-    envs = make_eval_envs(env_id, episodes)
+    envs = make_eval_envs(env_id, episodes, env_kwargs=env_kwargs)
     try:
-        return evaluate_returns(act, envs, episodes, seed)
+        return evaluate_returns(act, envs, episodes, seed, name=f"{env_id} (evaluation)")
     finally:
         envs.close()
 
@@ -106,8 +110,10 @@ class Evaluator:
         """config.eval_episodes greedy returns, logged as eval/reward (mean) and eval/reward_std."""
         t0 = time.perf_counter()
         if self._envs is None:
-            self._envs = make_eval_envs(self.config.env_id, self.config.eval_episodes)
-        returns = evaluate_returns(self.greedy, self._envs, self.config.eval_episodes)
+            self._envs = make_eval_envs(self.config.env_id, self.config.eval_episodes,
+                                        env_kwargs=self.config.env_kwargs)
+        returns = evaluate_returns(self.greedy, self._envs, self.config.eval_episodes,
+                                   name=f"{self.config.env_id} (evaluation)")
         s = self.state
         s.eval_reward, s.eval_env_steps, s.evaluations = float(returns.mean()), env_steps, s.evaluations + 1
         s.eval_seconds += time.perf_counter() - t0

@@ -26,7 +26,7 @@ import numpy as np
 
 from tfpg.config.run import RunConfig
 from tfpg.core.checkpoint import TrainingCheckpoint, last_good_checkpoint
-from tfpg.core.errors import SaveError, TrainingError
+from tfpg.core.errors import EnvFailure, SaveError, TrainingError
 from tfpg.export.saved_model import export_policy, policy_metadata
 from tfpg.models.policies import restore_variables, snapshot_variables
 from tfpg.training.callbacks import Callback, EvaluationInfo, IterationInfo, builtin_callbacks
@@ -152,8 +152,8 @@ class TrainingLoop:
     def learn(self, steps: int | None = None, callbacks: Sequence[Callback] = ()) -> RunResult:
         """Train until the env steps reach the last learn()'s target + `steps` (the first call: the env steps so far
         + `steps`; None: --total-steps), or a callback, the stop test or SIGINT/SIGTERM ends it (an iteration
-        collects a batch, so the run ends at the first iteration past the target); then a checkpoint if it was stopped or interrupted, and each agent's summary.json.
-        Another learn() continues where this one ended."""
+        collects a batch, so the run ends at the first iteration past the target); then a checkpoint if a signal or
+        a callback stopped it, and each agent's summary.json. Another learn() continues where this one ended."""
         # steps: past the last learn()'s target (the first: past the env steps so far), so that learn(n) twice ends
         # where learn(2n) does, whichever iteration overshot a target
         start = self.env_steps if self._target is None else self._target
@@ -169,8 +169,10 @@ class TrainingLoop:
                 if any(c.on_training_start(self) is False for c in self.callbacks):
                     self.request_stop()
                 self._loop()
-            except BaseException:
+            except BaseException as e:
                 self.close()
+                if isinstance(e, EnvFailure):   # the env's fault: say where the run can continue from
+                    raise EnvFailure(f"{e}; {self._resume_advice()}") from e
                 raise
             return self._end_of_learn()
 

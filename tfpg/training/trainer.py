@@ -79,7 +79,7 @@ class Trainer(TrainingLoop):
         super().__init__()
         keras.utils.set_random_seed(config.seed)
         self.config, self.run_dir, self.export_path = config, run_dir, export_path
-        self.spaces = envs_lib.env_spaces(config.env_id)
+        self.spaces = envs_lib.env_spaces(config.env_id, config.env_kwargs)
         self.agent = Agent(config.seed, config, run_dir, export_path)
         self.agents = [self.agent]
         self.experience = None
