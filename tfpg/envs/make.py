@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -31,8 +32,23 @@ def _register_ale() -> None:
         _ale_registered = True
 
 
+def import_env_module(env_id: str) -> str:
+    """Import the module of a "module:EnvId" id (gymnasium's form: importing it registers the env); the EnvId."""
+    module, sep, name = env_id.partition(":")
+    if not sep:
+        return env_id
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"--env {env_id}: cannot import {module} ({e}); install it or put its folder on "
+                          "PYTHONPATH") from None
+    return name
+
+
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
-    """Return the registered spec of `env_id`, or raise ConfigError suggesting close ids."""
+    """Return the registered spec of `env_id` (a "module:EnvId" id imports its module first), or raise
+    ConfigError suggesting close ids."""
+    env_id = import_env_module(env_id)
     if env_id.startswith("ALE/") or "NoFrameskip" in env_id:
         _register_ale()
     if env_id not in gym.registry:
@@ -81,7 +97,8 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     spec = check_env_id(env_id)
     if atari.is_atari(spec):
         return atari.make_atari_env(env_id, render_mode=render_mode)
-    env = gym.make(env_id, render_mode=render_mode)
+    # render_mode only when asked: gymnasium passes render_mode=None on, which an env's own __init__ may not take
+    env = gym.make(env_id, **({} if render_mode is None else {"render_mode": render_mode}))
     return preprocess_frames(env) if is_rgb_frames(env.observation_space) else env
 
 
