@@ -86,5 +86,5 @@ def pickled_env_factory(env_id: str) -> bytes | None:
 def check_workers(config) -> None:
     """Everything --workers needs that can be known before Ray starts (`check_cpus`, `pickled_env_factory`)."""
     if config.workers:
-        check_cpus(config)
         pickled_env_factory(config.env_id)
+        check_cpus(config)
