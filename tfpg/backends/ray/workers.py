@@ -44,7 +44,9 @@ from tfpg.core.errors import ConfigError, TrainingError, one_line
 from tfpg.envs import make as envs_lib
 from tfpg.envs import python_envs
 from tfpg.envs.stepping import VecStepper
-from tfpg.models.policies import restore_variables, snapshot_variables
+
+# tfpg.models (TensorFlow) is imported inside the functions that use it: a worker process imports this module to
+# build its actor, and imports TensorFlow only after its quiet start-up and after the env's module was found.
 
 # How often one segment's call may fail (its worker's process died), and how many restarts in all, before the
 # run gives up.
@@ -126,16 +128,18 @@ class RolloutWorker:
                env_factory: bytes | None) -> None:
         from tfpg.core.quiet import import_tensorflow
 
-        import_tensorflow()
-        algorithm = import_class(algorithm_path)
-        config = dataclasses.replace(config_from_values(algorithm, config_values), num_envs=envs_per_worker, seed=seed)
-        module, sep, _ = config.env_id.partition(":")
-        if sep:   # its own ImportError, the one line the learner shows
+        # The env's own module first: one that cannot be imported here is reported in seconds, with its own
+        # ImportError, not after TensorFlow's start-up.
+        module, sep, _ = config_values["env_id"].partition(":")
+        if sep:
             importlib.import_module(module)
         if env_factory is not None:
             from ray import cloudpickle
 
-            python_envs.register_python_env(cloudpickle.loads(env_factory), config.env_id)
+            python_envs.register_python_env(cloudpickle.loads(env_factory), config_values["env_id"])
+        import_tensorflow()
+        algorithm = import_class(algorithm_path)
+        config = dataclasses.replace(config_from_values(algorithm, config_values), num_envs=envs_per_worker, seed=seed)
         self.episodes: list[tuple[np.ndarray, np.ndarray]] = []
         self.envs = envs_lib.make_train_envs(config)
         self.stepper = VecStepper(self.envs, config.env_id, on_episode=lambda r, n: self.episodes.append((r, n)))
@@ -164,12 +168,16 @@ class RolloutWorker:
 
     def collect(self, weights: list[np.ndarray], request: dict) -> dict:
         """One on-policy segment: the actor's collector serves `request` with the broadcast weights."""
+        from tfpg.models.policies import restore_variables
+
         restore_variables(self.actor.policy, weights)
         before, started = self.stepper.env_steps, time.perf_counter()
         return self._segment(self.actor.collector.collect(**request), before, started)
 
     def stream(self, weights: list[np.ndarray], request: dict, vector_steps: int, queue) -> int:
         """One replay chunk of `vector_steps` vector steps, put into the learner's bounded queue."""
+        from tfpg.models.policies import restore_variables
+
         restore_variables(self.actor.policy, weights)
         before, started = self.stepper.env_steps, time.perf_counter()
         segment = self._segment(self.actor.collector.collect(vector_steps=vector_steps, **request), before, started)
@@ -344,6 +352,8 @@ class WorkerPool:
     def broadcast(self, policy):
         """One ray.put of the policy's variables as numpy arrays, once per update (a fresh ref when stale)."""
         if self.stale or self.weights is None:
+            from tfpg.models.policies import snapshot_variables
+
             started = time.perf_counter()
             arrays = snapshot_variables(policy)
             self.weights = require_ray().put(arrays)
