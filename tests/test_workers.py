@@ -309,3 +309,87 @@ def test_two_node_cluster_trains_with_a_worker_on_each_node_and_exports(tmp_path
     assert summary["env_steps"] >= 3000 and len(set(summary["workers"]["nodes"])) == 2
     loaded = run_tensorflow_only(LOADS, tmp_path / "saved_models" / "nodes", cwd="/")
     assert len(loaded["actions"]) == 3 and not loaded["tfpg"]
+
+
+# PPO on the test module's Corridor (learnable in a few thousand steps): 2 workers x 4 envs x 64 steps per update
+CORRIDOR = dict(num_envs=4, horizon=64, hidden=(16,), critic_hidden=(16,), eval_every=0, seed=3, progress=False)
+
+
+def _corridor_flags(tmp_path, env_id: str, *extra: str) -> list[str]:
+    return ["--algo", "ppo", "--env", env_id, "--num-envs", "4", "--horizon", "64", "--hidden", "16",
+            "--critic-hidden", "16", "--eval-every", "0", "--seed", "3", "--no-progress", "--logdir",
+            str(tmp_path / "runs"), "--export-dir", str(tmp_path / "models"), "--run-name", "c", *extra]
+
+
+def test_an_env_module_that_imports_in_the_learner_only_ends_the_run_in_one_line(tmp_path, monkeypatch, capsys,
+                                                                                ray_address):
+    """A module that exists only in the learner's process (as one defined in a notebook): its worker cannot import
+    it, and says so in one line before anything is written."""
+    import types
+
+    import custom_envs  # noqa: F401 (registers tfpg_tests/Corridor-v0 here)
+    import gymnasium as gym
+
+    module = types.ModuleType("tfpg_learner_only_envs")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(gym.registry, "tfpg_tests/LearnerOnly-v0", gym.spec("tfpg_tests/Corridor-v0"))
+    code = cli.main(_corridor_flags(tmp_path, "tfpg_learner_only_envs:tfpg_tests/LearnerOnly-v0", "--workers", "1"))
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "train.py: error: rollout worker 0 could not start (ModuleNotFoundError: No module named "
+        "'tfpg_learner_only_envs'): the module tfpg_learner_only_envs of --env tfpg_learner_only_envs:"
+        "tfpg_tests/LearnerOnly-v0 must be importable on every worker: install it there or put its folder on PYTHONPATH"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_workers_that_ray_cannot_place_in_time_end_the_run_in_one_line(tmp_path, monkeypatch, capsys, ray_address):
+    """The CPUs exist but are taken (a cluster's other jobs): a bounded wait, then one line; nothing written."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from tfpg.backends.ray import workers
+
+    taken = placement_group([{"CPU": 2}])
+    ray.get(taken.ready(), timeout=60)
+    monkeypatch.setattr(workers, "PLACEMENT_TIMEOUT_S", 1.0)
+    try:
+        code = cli.main(["--workers", "1", "--no-progress", "--logdir", str(tmp_path / "runs"), "--export-dir",
+                         str(tmp_path / "models")])
+    finally:
+        remove_placement_group(taken)
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "train.py: error: Ray found no CPU for 1 rollout workers (one each) within 1 s: its nodes have 2 CPUs, 0 free; "
+        "use fewer --workers, or add nodes or free CPUs (see `ray status`)"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_workers_train_on_an_env_of_a_users_module_given_as_module_colon_id(tmp_path, monkeypatch, capsys,
+                                                                                ray_address):
+    """custom_envs imports in this process (tests/ is on its sys.path, not on PYTHONPATH) and, through the
+    learner's sys.path handed to them, in the workers: PPO learns to walk the corridor and exports."""
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(_corridor_flags(tmp_path, "custom_envs:tfpg_tests/Corridor-v0", "--workers", "2",
+                                    "--total-steps", "3000"))
+    assert code == 0, capsys.readouterr().err[-3000:]
+    summary = json.loads((tmp_path / "runs" / "c" / "summary.json").read_text())
+    assert summary["workers"]["count"] == 2 and summary["env_steps"] >= 3000
+    assert summary["reward_100"] > 0.5   # mostly right: a random walk rarely reaches the end in 30 steps
+    assert (tmp_path / "models" / "c" / "saved_model.pb").is_file()
+
+
+def test_two_workers_train_on_a_python_env_factory_sent_to_them(tmp_path, monkeypatch, ray_address):
+    """The Python API's route: Corridor (a class, so a zero-argument factory) registered as python/..., the run
+    built and checked as `tfpg.PPO(Corridor, workers=2)` does; each worker registers the factory it was sent."""
+    from custom_envs import Corridor
+
+    from tfpg.envs.python_envs import register_python_env
+    from tfpg.training.checks import check_run
+    from tfpg.training.trainer import train
+
+    monkeypatch.chdir(tmp_path)
+    env_id = register_python_env(Corridor)
+    config = build_config("ppo", env_id, None, dict(CORRIDOR, workers=2, total_steps=2000, run_name="f"))
+    result = train(config, *check_run(config))
+    summary = json.loads((tmp_path / "runs" / "f" / "summary.json").read_text())
+    assert summary["workers"]["count"] == 2 and result.env_steps >= 2000 and result.episodes > 0
+    assert (tmp_path / "saved_models" / "f" / "saved_model.pb").is_file()

@@ -63,3 +63,54 @@ def test_each_dqn_worker_explores_with_its_own_fixed_epsilon_once_the_warm_up_is
     np.testing.assert_allclose(epsilons, [0.4, 0.4 ** (1 + 7 / 3), 0.4 ** (1 + 14 / 3), 0.4 ** 8])
     assert dqn.worker_request({"epsilon": 0.7}, 0, 1)["epsilon"] == 0.4
     envs.close()
+
+
+def test_more_workers_than_the_local_ray_instance_has_cpus_is_one_line_before_ray_starts(capsys, tmp_path, monkeypatch):
+    """Ray would queue the 1000 one-CPU actors for ever; the check counts what the local instance will have."""
+    if importlib.util.find_spec("ray") is None:
+        return
+    import sys
+
+    from tfpg.backends.ray.checks import detected_cpus
+
+    cpus = detected_cpus()
+    code, lines = _main(capsys, tmp_path, monkeypatch, ["--algo", "ppo", "--workers", "1000"])
+    assert code == 2 and lines == [f"train.py: error: --workers 1000 asks Ray for 1000 CPUs (one per worker) but the "
+                                   f"local Ray instance will have {cpus} (this machine's CPUs): use --workers {cpus} "
+                                   "or fewer, or set --ray-num-cpus if this machine has more CPUs than Ray counts"]
+    code, lines = _main(capsys, tmp_path, monkeypatch, ["--algo", "ppo", "--workers", "3", "--ray-num-cpus", "2"])
+    assert code == 2 and lines == ["train.py: error: --workers 3 asks Ray for 3 CPUs (one per worker) but "
+                                   "--ray-num-cpus gives the local Ray instance 2: use --workers 2 or fewer, or raise "
+                                   "--ray-num-cpus"]
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()   # refused before Ray started
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_envs_on_workers_must_be_factories_that_pickle(tmp_path, monkeypatch):
+    """An env instance is one env, and a factory capturing a lock cannot reach the workers: one line each from
+    the checks every run passes (the command line's and the Python API's), before anything is written."""
+    if importlib.util.find_spec("ray") is None:
+        return
+    import custom_envs
+    import pytest
+
+    from tfpg.algos.registry import build_config
+    from tfpg.core.errors import ConfigError
+    from tfpg.envs.python_envs import register_python_env
+    from tfpg.training.checks import check_run
+
+    monkeypatch.chdir(tmp_path)
+    values = dict(workers=2, ray_num_cpus=2, progress=False)
+    config = build_config("ppo", register_python_env(custom_envs.unpicklable_factory()), None, values)
+    with pytest.raises(ConfigError) as error:
+        check_run(config)
+    assert str(error.value) == ("the env factory custom_envs.unpicklable_factory.<locals>.make cannot be sent to Ray "
+                                "workers (cannot pickle '_thread.lock' object): define it at module level without "
+                                "locks or open files, or use workers=0")
+    config = build_config("ppo", register_python_env(custom_envs.Corridor()), None, values)
+    with pytest.raises(ConfigError, match=r"^an env instance is one env; workers need a zero-argument factory .*"
+                                          r"instead of custom_envs.Corridor\(\), or use workers=0$"):
+        check_run(config)
+    config = build_config("ppo", register_python_env(custom_envs.Corridor), None, values)
+    check_run(config)   # the class itself: a factory that pickles (by reference to its module)
+    assert list(tmp_path.iterdir()) == []

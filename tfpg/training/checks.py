@@ -1,5 +1,6 @@
-"""Everything checked before a run creates anything: env id, spaces, options against the env,
-output folders, and what --resume continues. Each problem is a ConfigError with one line."""
+"""Everything checked before a run creates anything: env id, spaces, options against the env, what
+--workers needs (`tfpg.backends.ray.checks`), output folders, and what --resume continues. Each problem
+is a ConfigError with one line."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 
 from tfpg.algos.capabilities import Distributable, GraphTrainable
+from tfpg.backends.ray.checks import check_workers
 from tfpg.config.run import RunConfig, validate, with_env_module, with_fields_added_later
 from tfpg.core.errors import ConfigError
 from tfpg.core.files import CONFIG_FILE, RESTORE_CONFIG, read_run_config
@@ -41,6 +43,7 @@ def check_run(config: RunConfig, given: frozenset[str] = frozenset()) -> tuple[s
     if config.workers and config.backend == "graph":
         raise ConfigError("--backend graph steps its envs inside one compiled program, not on Ray workers: drop "
                           "--workers or --backend graph")
+    check_workers(config)
     check_observations(config, spaces.observation_space, given)
     return prepare_paths(config)
 
@@ -159,6 +162,7 @@ def check_resume(run_dir: str, algo: str | None, env_id: str | None, preset: str
     config = dataclasses.replace(with_env_module(saved_config),
                                  **{k: overrides[k] for k in RESUMABLE if overrides.get(k) is not None})
     validate(config)   # the flags given with --resume
+    check_workers(config)   # --ray-address and --ray-num-cpus may be new
     try:
         validated = find_intact_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
     except ConfigError as e:

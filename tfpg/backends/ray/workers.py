@@ -12,6 +12,13 @@ with the run's seed itself, so `--workers 1` collects exactly what the in-proces
 A checkpoint re-seeds worker i with worker_seed(env_reset_seed(seed, env_steps), i), which a
 resumed run repeats; the checkpoint needs nothing more than the seed and the step count it holds.
 
+Start: the workers are placed as one placement group of one-CPU bundles, spread over the nodes, within
+PLACEMENT_TIMEOUT_S (a cluster without enough free CPUs is one line, not a wait for ever); `checks.check_cpus`
+refused, before anything was written, more workers than a Ray instance on this machine has CPUs. On such an
+instance the workers get the learner's sys.path as their PYTHONPATH, so what imports here imports there (the
+module of a "module:EnvId" id, tfpg itself); an env given from Python reaches them as its pickled factory. A
+worker that cannot build its algorithm or envs says why in one line (`start_error`).
+
 Faults: the actors restart when their process dies (max_restarts=-1) and their calls are never
 retried by Ray (max_task_retries=0). A segment is one call's return value (or one queue item), so
 it arrives whole or not at all: a dead worker's unfinished segment is dropped, the worker is
@@ -27,15 +34,19 @@ import logging
 import os
 import random
 import signal
+import sys
 import time
 import types
 
 import numpy as np
 
-from tfpg.core.errors import TrainingError
+from tfpg.core.errors import ConfigError, TrainingError, one_line
 from tfpg.envs import make as envs_lib
+from tfpg.envs import python_envs
 from tfpg.envs.stepping import VecStepper
-from tfpg.models.policies import restore_variables, snapshot_variables
+
+# tfpg.models (TensorFlow) is imported inside the functions that use it: a worker process imports this module to
+# build its actor, and imports TensorFlow only after its quiet start-up and after the env's module was found.
 
 # How often one segment's call may fail (its worker's process died), and how many restarts in all, before the
 # run gives up.
@@ -43,6 +54,8 @@ MAX_ATTEMPTS = 5
 MAX_RESTARTS = 100
 # Seconds to wait for Ray to restart a dead worker.
 RESTART_TIMEOUT_S = 300.0
+# Seconds to wait for Ray to find a CPU for every worker (a cluster's nodes may be busy or still joining).
+PLACEMENT_TIMEOUT_S = 60.0
 # Replay streaming: vector steps per chunk (at least --train-freq) and chunks the queue holds.
 MIN_CHUNK_STEPS = 16
 QUEUE_CHUNKS_PER_WORKER = 2
@@ -80,27 +93,63 @@ def config_from_values(algorithm: type, values: dict):
     return algorithm.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-class RolloutWorker:
-    """One Ray actor: its own vector env with the stepping core, and the algorithm's `actor` built on it."""
+def start_error(env_id: str, index: int | str, error: str) -> str:
+    """The one line of a worker that could not build its algorithm or envs: what it said, and what every worker
+    needs."""
+    module, sep, _ = env_id.partition(":")
+    if sep:
+        needs = f"the module {module} of --env {env_id} must be importable on every worker"
+    elif python_envs.is_python_env_id(env_id):
+        needs = f"the module of the env factory {env_id[len(python_envs.PREFIX):]} must be importable on every worker"
+    else:
+        needs = f"tfpg, Ray and the packages of {env_id} must be importable on every worker"
+    return f"rollout worker {index} could not start ({error}): {needs}: install it there or put its folder on PYTHONPATH"
 
-    def __init__(self, algorithm_path: str, config_values: dict, index: int, envs_per_worker: int, seed: int):
+
+class RolloutWorker:
+    """One Ray actor: its own vector env with the stepping core, and the algorithm's `actor` built on it.
+
+    What fails while building them is kept as one line for `info()` (the learner ends the run with it) rather
+    than raised, which Ray would hand back as its own multi-line traceback."""
+
+    def __init__(self, algorithm_path: str, config_values: dict, index: int, envs_per_worker: int, seed: int,
+                 env_factory: bytes | None = None):
+        """`env_factory`: with a python/... env id, the factory registered under it, pickled by the learner."""
         # Ctrl-C in a terminal reaches the whole process group; the learner decides when the workers stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.index = index
+        self.error = None
+        try:
+            self._build(algorithm_path, config_values, envs_per_worker, seed, env_factory)
+        except Exception as e:
+            self.error = f"{type(e).__name__}: {one_line(e)}"
+
+    def _build(self, algorithm_path: str, config_values: dict, envs_per_worker: int, seed: int,
+               env_factory: bytes | None) -> None:
         from tfpg.core.quiet import import_tensorflow
 
+        # The env's own module first: one that cannot be imported here is reported in seconds, with its own
+        # ImportError, not after TensorFlow's start-up.
+        module, sep, _ = config_values["env_id"].partition(":")
+        if sep:
+            importlib.import_module(module)
+        if env_factory is not None:
+            from ray import cloudpickle
+
+            python_envs.register_python_env(cloudpickle.loads(env_factory), config_values["env_id"])
         import_tensorflow()
         algorithm = import_class(algorithm_path)
         config = dataclasses.replace(config_from_values(algorithm, config_values), num_envs=envs_per_worker, seed=seed)
-        self.index = index
         self.episodes: list[tuple[np.ndarray, np.ndarray]] = []
         self.envs = envs_lib.make_train_envs(config)
         self.stepper = VecStepper(self.envs, config.env_id, on_episode=lambda r, n: self.episodes.append((r, n)))
-        self.actor = algorithm.actor(config, envs_lib.env_spaces(config.env_id), self.stepper)
+        self.actor = algorithm.actor(config, envs_lib.env_spaces(config.env_id, config.env_kwargs), self.stepper)
 
     def info(self) -> dict:
+        """Where it runs, and why it could not start (None once it did)."""
         import ray
 
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "error": self.error}
 
     def reseed(self, seed: int) -> None:
         """Re-seed envs and acting; episodes in progress end here (as after a checkpoint in process)."""
@@ -119,12 +168,16 @@ class RolloutWorker:
 
     def collect(self, weights: list[np.ndarray], request: dict) -> dict:
         """One on-policy segment: the actor's collector serves `request` with the broadcast weights."""
+        from tfpg.models.policies import restore_variables
+
         restore_variables(self.actor.policy, weights)
         before, started = self.stepper.env_steps, time.perf_counter()
         return self._segment(self.actor.collector.collect(**request), before, started)
 
     def stream(self, weights: list[np.ndarray], request: dict, vector_steps: int, queue) -> int:
         """One replay chunk of `vector_steps` vector steps, put into the learner's bounded queue."""
+        from tfpg.models.policies import restore_variables
+
         restore_variables(self.actor.policy, weights)
         before, started = self.stepper.env_steps, time.perf_counter()
         segment = self._segment(self.actor.collector.collect(vector_steps=vector_steps, **request), before, started)
@@ -159,6 +212,31 @@ def start_ray(config) -> bool:
     finally:
         random.setstate(state[0])
         np.random.set_state(state[1])
+
+
+def place_workers(ray, n: int):
+    """A placement group of `n` one-CPU bundles spread over the nodes (one worker per node as far as nodes go),
+    once Ray placed it; ConfigError when it could not within PLACEMENT_TIMEOUT_S."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    group = placement_group([{"CPU": 1}] * n, strategy="SPREAD")
+    if ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_S)[0]:
+        return group
+    remove_placement_group(group)
+    total, free = ray.cluster_resources().get("CPU", 0.0), ray.available_resources().get("CPU", 0.0)
+    raise ConfigError(f"Ray found no CPU for {n} rollout workers (one each) within {PLACEMENT_TIMEOUT_S:g} s: its "
+                      f"nodes have {total:g} CPUs, {free:g} free; use fewer --workers, or add nodes or free CPUs "
+                      "(see `ray status`)")
+
+
+def learner_paths(config) -> dict | None:
+    """On a Ray instance of this machine (no --ray-address), the workers' runtime_env: the learner's sys.path as
+    their PYTHONPATH, so that a module importing here (an env's, an algorithm's, tfpg itself, in the same copy)
+    imports the same way there. A cluster's nodes have paths of their own: there it must be installed."""
+    if config.ray_address is not None:
+        return None
+    paths = dict.fromkeys(os.path.abspath(path or os.curdir) for path in sys.path)   # "" is the current folder
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
 
 
 class PooledStepper:
@@ -202,23 +280,29 @@ class WorkerPool:
 
     def __init__(self, algorithm: type, config, spaces: envs_lib.EnvSpaces, on_episode):
         """`algorithm`: the class whose `actor` each worker builds (a `tfpg.algos.capabilities.Distributable`)."""
+        from tfpg.backends.ray.checks import pickled_env_factory
+
         ray = require_ray()
         self.config = config
+        env_factory = pickled_env_factory(config.env_id)   # before Ray starts: refused in one line
         self.connected = start_ray(config)
+        self.group = None
         try:
-            self._start_actors(ray, class_path(algorithm), config, spaces, on_episode)
+            self.group = place_workers(ray, config.workers)
+            self._start_actors(ray, class_path(algorithm), config, spaces, on_episode, env_factory)
         except BaseException:
-            if self.connected:
-                ray.shutdown()
+            self._release(ray)
             raise
 
-    def _start_actors(self, ray, algorithm_path: str, config, spaces, on_episode) -> None:
+    def _start_actors(self, ray, algorithm_path: str, config, spaces, on_episode, env_factory) -> None:
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
         self.n, self.m = config.workers, config.envs_per_worker or config.num_envs
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(RolloutWorker)
         values = config.to_dict()
-        # SPREAD: one worker per node as far as nodes go (a cluster's CPUs, not just the head's).
-        self.actors = [remote.options(scheduling_strategy="SPREAD").remote(algorithm_path, values, i, self.m,
-                                                                           worker_seed(config.seed, i))
+        self.actors = [remote.options(scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, i),
+                                      runtime_env=learner_paths(config))
+                       .remote(algorithm_path, values, i, self.m, worker_seed(config.seed, i), env_factory)
                        for i in range(self.n)]
         # Read in attach(): the workers start (a process and a TensorFlow import each) while the learner builds
         # its algorithm, and an error in a worker's construction still ends the run before anything is collected.
@@ -237,7 +321,7 @@ class WorkerPool:
     # --- wiring ---------------------------------------------------------------------------------
     def attach(self, algorithm) -> None:
         """Put the stand-in collector in place of the algorithm's own (same collect(), same batches)."""
-        self.placement = require_ray().get(self._placement_refs)
+        self.placement = self._started()
         local = algorithm.collector
         self.worker_request = algorithm.worker_request
         if type(local).streams:
@@ -246,6 +330,21 @@ class WorkerPool:
             self.collector = SyncCollector(self, algorithm.policy, type(local))
         algorithm.collector = self.collector
 
+    def _started(self) -> list[dict]:
+        """Every worker's `info()` once it built its algorithm and envs; ConfigError with the first that could not."""
+        ray = require_ray()
+        from ray.exceptions import RayError
+
+        infos = []
+        for i, ref in enumerate(self._placement_refs):
+            try:
+                infos.append(ray.get(ref))
+            except RayError as e:   # its process died while starting, or Ray could not set it up
+                raise ConfigError(start_error(self.config.env_id, i, one_line(e))) from None
+            if infos[-1]["error"] is not None:
+                raise ConfigError(start_error(self.config.env_id, i, infos[-1]["error"]))
+        return infos
+
     def policy_updated(self) -> None:
         self.stale = True
         self.times.updates += 1
@@ -253,6 +352,8 @@ class WorkerPool:
     def broadcast(self, policy):
         """One ray.put of the policy's variables as numpy arrays, once per update (a fresh ref when stale)."""
         if self.stale or self.weights is None:
+            from tfpg.models.policies import snapshot_variables
+
             started = time.perf_counter()
             arrays = snapshot_variables(policy)
             self.weights = require_ray().put(arrays)
@@ -356,8 +457,18 @@ class WorkerPool:
             ray.kill(actor, no_restart=True)
         if self.collector is not None:
             self.collector.close()
+        self._release(ray)
+
+    def _release(self, ray) -> None:
+        """Give the workers' CPUs back to Ray (a shared instance or cluster goes on); stop a local instance."""
+        if self.group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(self.group)
+            self.group = None
         if self.connected:
             ray.shutdown()
+            self.connected = False
 
 
 class SyncCollector:
