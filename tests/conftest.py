@@ -26,6 +26,7 @@ TIERS = {
     "test_docs.py": "unit",
     "test_dqn.py": "unit",
     "test_evaluation.py": "unit",
+    "test_examples.py": "integration",
     "test_export.py": "integration",
     "test_export_formats.py": "integration",
     "test_fixed_horizon.py": "unit",

@@ -20,14 +20,33 @@ SMALL = dict(num_envs=16, rollout_steps=16, hidden=(16,), lr=0.01, normalize=Tru
              backend="graph", baseline="critic", critic_hidden=(16,), returns="lambda", gae_lambda=0.9)
 
 
-def train(tmp_path, name, resume=False, export=False, **overrides):
+class Calls:
+    """A callback that records which agent each on_iteration call is for, at which env step."""
+
+    def __init__(self):
+        self.iterations = []
+
+    def on_training_start(self, loop):
+        pass
+
+    def on_iteration(self, info):
+        self.iterations.append((info.agent, info.num_agents, info.env_steps, sorted(info.metrics)[:1]))
+
+    def on_evaluation(self, info):
+        pass
+
+    def on_training_end(self, result):
+        self.end = result.env_steps
+
+
+def train(tmp_path, name, resume=False, export=False, callbacks=(), **overrides):
     config = build_config("reinforce", "CartPole-v1", None, {**SMALL, "run_name": name, "export": export,
                                                              "logdir": str(tmp_path / "runs"),
                                                              "export_dir": str(tmp_path / "models"), **overrides})
     run_dir = str(tmp_path / "runs" / name)
     trainer = GraphTrainer(REGISTRY["reinforce"], config, run_dir, str(tmp_path / "models" / name) if export else None,
                            resume=resume)
-    result = trainer.run()
+    result = trainer.run(callbacks)
     return trainer, result
 
 
@@ -50,12 +69,22 @@ def runs(tmp_path_factory):
     """Seeds 3 and 4 as one K = 2 run with a checkpoint half way, that run resumed again from its half-way
     checkpoint in a fresh trainer, and seed 4 alone (3 compilations)."""
     tmp = tmp_path_factory.mktemp("graph")
-    both, _ = train(tmp, "both", seed=3, num_seeds=2, export=True, checkpoint_every=1024)
+    calls = Calls()
+    both, _ = train(tmp, "both", seed=3, num_seeds=2, export=True, checkpoint_every=1024, callbacks=[calls])
     checkpoints = str(tmp / "runs" / "both" / "checkpoints")
     tf.compat.v1.train.update_checkpoint_state(checkpoints, "ckpt-1024")   # resume from half way
     resumed, _ = train(tmp, "both", seed=3, num_seeds=2, checkpoint_every=1024, resume=True)
     alone, _ = train(tmp, "alone", seed=4, export=True)
-    return dict(tmp=tmp, both=both, resumed=resumed, alone=alone)
+    return dict(tmp=tmp, both=both, resumed=resumed, alone=alone, calls=calls)
+
+
+def test_callbacks_hear_of_each_agent_after_each_iteration(runs):
+    """K = 2 agents: on_iteration once per agent per iteration (256 env steps each), with that agent's metrics."""
+    calls = runs["calls"]
+    expected = [(k, 2, 256 * (i + 1)) for i in range(8) for k in range(2)]
+    assert [c[:3] for c in calls.iterations] == expected
+    assert all(c[3] for c in calls.iterations)   # the learner's metrics, e.g. entropy or loss_policy
+    assert calls.end == 2048
 
 
 def test_an_interrupted_and_resumed_run_continues_exactly(runs):

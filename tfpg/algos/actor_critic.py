@@ -111,20 +111,6 @@ def unique_variables(*groups) -> list:
     return out
 
 
-def apply_if_finite(optimizer, loss, grads, variables, grad_clip: float):
-    """Clip the gradients to global norm `grad_clip` (if > 0) and apply them only if the loss and every
-    gradient are finite: a NaN step would reach the weights and Adam's moments. Returns whether it applied."""
-    if grad_clip > 0:
-        grads, _ = tf.clip_by_global_norm(grads, grad_clip)
-    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [loss, *grads]])
-
-    def apply():
-        optimizer.apply_gradients(zip(grads, variables))
-        return tf.constant(True)
-
-    return tf.cond(finite, apply, lambda: tf.constant(False))
-
-
 def build_policy(config: ActorCriticConfig, spaces):
     """pi_theta of the actor-critics, with the running observation statistics unless the observations are frames."""
     return make_policy(policy_kind(config.policy, spaces.action_space), spaces.observation_space,

@@ -93,7 +93,7 @@ class Agent:
 
     algo: ClassVar[str | None] = None
 
-    def __init__(self, env: EnvLike = None, *, algo: str | None = None, preset: str | None = None, **options):
+    def __init__(self, env: EnvLike = None, *, algo: str | None = None, preset: str | None = None, **options: Any):
         config, run_dir, export_path = configure(algo or type(self).algo, env, preset, options)
         self._open(build_trainer(config, run_dir, export_path))
 
@@ -157,12 +157,8 @@ class Agent:
     def run(self, callbacks: Sequence = ()):
         """What `python train.py` does: learn up to `total_steps`, a last evaluation, the export (unless
         `export=False`) and summary.json; then the envs close. Returns the RunResult."""
-        try:
-            self._trainer.learn(None, callbacks)
-            self.result = self._trainer.finish()
-            return self.result
-        finally:
-            self._trainer.close()
+        self.result = self._trainer.run(callbacks)
+        return self.result
 
     # --- acting --------------------------------------------------------------------------------
     def predict(self, observations, deterministic: bool = True) -> np.ndarray:
@@ -271,7 +267,7 @@ AGENT_CLASSES: dict[str, type[Agent]] = {cls.algo: cls for cls in (REINFORCE, DQ
 
 
 
-def make_agent(algo: str | None = None, env: EnvLike = None, preset: str | None = None, **options) -> Agent:
+def make_agent(algo: str | None = None, env: EnvLike = None, preset: str | None = None, **options: Any) -> Agent:
     """The agent of a registered algorithm by name (None: the preset's, else reinforce)."""
     from tfpg.algos.registry import find_preset
 
@@ -281,13 +277,13 @@ def make_agent(algo: str | None = None, env: EnvLike = None, preset: str | None 
 
 
 def train(algo: str | None = None, env: EnvLike = None, preset: str | None = None, callbacks: Sequence = (),
-          **options):
+          **options: Any):
     """Everything `python train.py` does, from Python: build the agent, learn up to `total_steps`, evaluate,
     export, write summary.json; returns the RunResult."""
     return make_agent(algo, env, preset, **options).run(callbacks)
 
 
-def load(path: str, env: EnvLike = None, *, algo: str | None = None, preset: str | None = None, **options) -> Agent:
+def load(path: str, env: EnvLike = None, *, algo: str | None = None, preset: str | None = None, **options: Any) -> Agent:
     """The agent saved in run folder `path`, at its newest intact checkpoint, with its saved configuration;
     `learn()` continues exactly where it was saved. Only total_steps, progress, ray_address and ray_num_cpus may
     change. `env`: the factory or instance again, for a run whose env was given from Python (an id given here

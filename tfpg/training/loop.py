@@ -271,9 +271,9 @@ class TrainingLoop:
                     self.export_agent(k, agent.export_path)
         return self._results(steps, seconds)
 
-    def run(self) -> RunResult:
+    def run(self, callbacks: Sequence[Callback] = ()) -> RunResult:
         """Learn up to --total-steps, then `finish()` and `close()` (what `python train.py` does)."""
-        self.learn()
+        self.learn(None, callbacks)
         try:
             return self.finish()
         finally:

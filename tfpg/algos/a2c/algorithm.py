@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from tfpg.algos.a2c.config import A2CConfig
 from tfpg.algos.a2c.presets import PRESETS
-from tfpg.algos.actor_critic import ActorCritic, apply_if_finite, built_optimizer, unique_variables
+from tfpg.maths.updates import apply_if_finite
+from tfpg.algos.actor_critic import ActorCritic, built_optimizer, unique_variables
 from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
 from tfpg.algos.base import Iteration
 from tfpg.maths.losses import entropy_loss, value_estimation_loss

@@ -34,6 +34,7 @@ from tfpg.core.checkpoint import rng_state_from_array, rng_state_to_array
 from tfpg.envs.stepping import VecStepper
 from tfpg.experience.collectors import TransitionCollector
 from tfpg.experience.replay import PixelReplayBuffer, ReplayBuffer
+from tfpg.maths.updates import apply_if_finite
 from tfpg.models import networks
 
 
@@ -156,17 +157,8 @@ class DQNUpdate:
                 q = policy.q_values(observations)
                 q_taken = tf.gather(q, actions, axis=-1, batch_dims=1)
                 loss_value = td_loss(q_taken - targets, loss)
-            grads = tape.gradient(loss_value, variables)
-            if grad_clip > 0:
-                grads, _ = tf.clip_by_global_norm(grads, grad_clip)
             # A NaN/inf step would destroy the weights and Adam's moments: skip it instead.
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [loss_value, *grads]])
-
-            def apply():
-                optimizer.apply_gradients(zip(grads, variables))
-                return tf.constant(True)
-
-            tf.cond(finite, apply, lambda: tf.constant(False))
+            finite = apply_if_finite(optimizer, loss_value, tape.gradient(loss_value, variables), variables, grad_clip)
             # Only applied steps count towards a sync: a skipped step changed nothing to copy.
             if finite:
                 self.gradient_steps_done.assign_add(1)

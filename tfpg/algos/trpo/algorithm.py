@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfpg.algos.actor_critic import ActorCritic, apply_if_finite, built_optimizer
+from tfpg.maths.updates import apply_if_finite
+from tfpg.algos.actor_critic import ActorCritic, built_optimizer
 from tfpg.algos.actor_critic_base import ActorCriticAlgorithm
 from tfpg.algos.base import Iteration
 from tfpg.algos.trpo.config import NPGConfig, TRPOConfig

@@ -155,7 +155,7 @@ def clip_per_agent(grads, norms, clip: float):
 
 
 def apply_if_finite_per_agent(optimizer, losses, grads, variables, grad_clip: float):
-    """`tfpg.algos.actor_critic.apply_if_finite` for K stacked agents: agent k's gradients clipped to its own global
+    """`tfpg.maths.updates.apply_if_finite` for K stacked agents: agent k's gradients clipped to its own global
     norm (g[k] * c / max(||g[k]||, c)), and the step applied only if every loss [K] and gradient is finite
     (to all agents or none: they share one optimizer step). Returns whether it applied."""
     if grad_clip > 0:
