@@ -110,6 +110,30 @@ def run_cli(args, cwd, module=None, timeout=600):
     return subprocess.run(cmd + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def cli_here(args, cwd, module: str = "train"):
+    """What `run_cli` returns, from tfpg's command line run in this process (with `cwd` as the working folder):
+    no TensorFlow start-up of its own, for the tests of what the command line says rather than of the process."""
+    import contextlib
+    import io
+    import types
+
+    from tfpg.cli import evaluate, train
+    from tfpg.export import formats
+
+    main = {"train": train.main, "tfpg.evaluate": evaluate.main, "tfpg.export.formats": formats.main}[module]
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:   # argparse's usage errors, --help
+                code = e.code
+    finally:
+        os.chdir(before)
+    return types.SimpleNamespace(returncode=code or 0, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 def run_tensorflow_only(code: str, *args, cwd) -> dict:
     """Run `python -c code args` where tfpg is not importable (no PYTHONPATH, cwd elsewhere), as a
     user who only has TensorFlow would load an export; returns the JSON its last stdout line holds."""

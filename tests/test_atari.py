@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from conftest import run_cli, run_tensorflow_only
+from conftest import cli_here, run_tensorflow_only
 from tfpg.envs import atari
 from tfpg.envs import make as envs_lib
 from tfpg.experience.replay import PixelReplayBuffer
@@ -84,7 +84,7 @@ def test_training_env_is_clipped_and_evaluation_env_is_not():
     (["--preset", "book-pong-pg", "--baseline", "linear"], "--baseline linear fits flat observations"),
 ])
 def test_bad_atari_input_is_one_clear_line(args, message, workdir):
-    proc = run_cli(args + ["--total-steps", "10"], cwd=workdir, timeout=120)
+    proc = cli_here(args + ["--total-steps", "10"], cwd=workdir)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("train.py: error:")]
     assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
@@ -197,8 +197,8 @@ def _tf_only_act(export_dir):
     ("zoo-dqn-pong", ["--num-envs", "2", "--learning-starts", "100", "--buffer-size", "1000", "--log-every", "100"]),
 ])
 def test_pong_trains_end_to_end_and_the_export_acts_on_raw_frames(preset, flags, workdir):
-    proc = run_cli(["--preset", preset, "--total-steps", "300", "--hidden", "16", "--no-progress",
-                    "--run-name", "r", *flags], cwd=workdir, timeout=300)
+    proc = cli_here(["--preset", preset, "--total-steps", "300", "--hidden", "16", "--no-progress",
+                     "--run-name", "r", *flags], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(workdir / "runs" / "r" / "config.json") as f:
         config = json.load(f)
@@ -225,11 +225,11 @@ def test_a_cnn_export_acts_exactly_as_the_in_process_policy(workdir):
 
 
 def test_evaluate_an_atari_export_with_video(workdir):
-    proc = run_cli(["--preset", "book-pong-pg", "--num-envs", "2", "--steps-per-update", "32", "--total-steps", "64",
-                    "--hidden", "8", "--no-progress", "--run-name", "v"], cwd=workdir, timeout=300)
+    proc = cli_here(["--preset", "book-pong-pg", "--num-envs", "2", "--steps-per-update", "32", "--total-steps", "64",
+                     "--hidden", "8", "--no-progress", "--run-name", "v"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_cli([str(workdir / "saved_models" / "v"), "--episodes", "1", "--video", str(workdir / "videos"),
-                    "--json"], cwd=workdir, module="tfpg.evaluate", timeout=300)
+    proc = cli_here([str(workdir / "saved_models" / "v"), "--episodes", "1", "--video", str(workdir / "videos"),
+                     "--json"], cwd=workdir, module="tfpg.evaluate")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert -21 <= result["returns"][0] <= 21 and float(result["returns"][0]).is_integer()   # the real Pong score

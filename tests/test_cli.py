@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import cli_here, run_cli
 
 TINY = ["--total-steps", "3000", "--num-envs", "4", "--hidden", "16", "--seed", "1", "--no-progress"]
 
@@ -82,7 +82,7 @@ def test_evaluate_the_tiny_export(tiny_run):
 
 def test_evaluate_refuses_mismatched_env(tiny_run):
     cwd, _ = tiny_run
-    proc = run_cli([str(cwd / "saved_models" / "tiny"), "--env", "Acrobot-v1"], cwd=cwd, module="tfpg.evaluate")
+    proc = cli_here([str(cwd / "saved_models" / "tiny"), "--env", "Acrobot-v1"], cwd=cwd, module="tfpg.evaluate")
     assert proc.returncode == 2
     assert "evaluate: error:" in proc.stderr and "Acrobot-v1" in proc.stderr
 
@@ -105,7 +105,8 @@ def test_evaluate_refuses_mismatched_env(tiny_run):
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_bad_flags_fail_with_one_line_and_write_nothing(tmp_path, args, message):
-    proc = run_cli(args, cwd=tmp_path)
+    # in this process (what is tested is the message); a fresh process's exit 2 without a traceback: just below
+    proc = cli_here(args, cwd=tmp_path)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
@@ -113,8 +114,16 @@ def test_bad_flags_fail_with_one_line_and_write_nothing(tmp_path, args, message)
     assert os.listdir(tmp_path) == []
 
 
+def test_a_bad_flag_exits_2_with_one_line_in_a_fresh_process(tmp_path):
+    proc = run_cli(["--lr", "-0.1"], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == ["train.py: error: --lr must be > 0.0, got -0.1"], proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
 def test_help_documents_every_flag_with_its_default(tmp_path):
-    proc = run_cli(["--help"], cwd=tmp_path)
+    proc = cli_here(["--help"], cwd=tmp_path)
     assert proc.returncode == 0
     for flag in ["--algo", "--env", "--preset", "--seed", "--total-steps", "--stop-reward", "--gamma", "--lr",
                  "--episodes-per-update", "--num-envs", "--hidden", "--logdir", "--export-dir", "--no-export"]:
@@ -125,7 +134,7 @@ def test_help_documents_every_flag_with_its_default(tmp_path):
 
 
 def test_list_presets(tmp_path):
-    proc = run_cli(["--list-presets"], cwd=tmp_path)
+    proc = cli_here(["--list-presets"], cwd=tmp_path)
     assert proc.returncode == 0
     assert "book-cartpole-reinforce" in proc.stdout and "02_cartpole_reinforce" in proc.stdout
 
@@ -193,7 +202,7 @@ def test_dqn_tensorboard_tags(dqn_tiny_run):
 
 
 def test_dqn_rejects_continuous_actions(tmp_path):
-    proc = run_cli(["--algo", "dqn", "--env", "Pendulum-v1"], cwd=tmp_path)
+    proc = cli_here(["--algo", "dqn", "--env", "Pendulum-v1"], cwd=tmp_path)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--algo dqn needs a Discrete action space" in lines[0] and "Pendulum-v1" in lines[0]
@@ -210,7 +219,7 @@ def test_dqn_rejects_continuous_actions(tmp_path):
     (["--algo", "reinforce", "--eps-start", "0.5"], "--eps-start does not apply to --algo reinforce"),
 ])
 def test_dqn_bad_flags(tmp_path, args, message):
-    proc = run_cli(args, cwd=tmp_path)
+    proc = cli_here(args, cwd=tmp_path)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -235,13 +244,13 @@ def test_dqn_default_preset_and_help(tmp_path):
 
     config = build_config("dqn", None, None, {})
     assert config.stop_on == "eval" and config.eval_every > 0 and config.stop_reward == 475
-    proc = run_cli(["--help"], cwd=tmp_path)
+    proc = cli_here(["--help"], cwd=tmp_path)
     for flag in ["--buffer-size", "--learning-starts", "--train-freq", "--gradient-steps", "--target-sync", "--tau",
                  "--loss", "--double", "--eps-start", "--eps-end", "--eps-decay-steps", "--eps-schedule",
                  "--eval-every", "--eval-episodes", "--stop-on", "--batch-size"]:
         assert flag in proc.stdout, flag
     assert "(default: None)" not in proc.stdout
-    listing = run_cli(["--list-presets"], cwd=tmp_path)
+    listing = cli_here(["--list-presets"], cwd=tmp_path)
     assert "hwang-dqn-cartpole" in listing.stdout and "dqn-cartpole" in listing.stdout
 
 

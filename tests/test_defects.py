@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_cli
+from conftest import cli_here, run_cli
 
 from tfpg.core.errors import ConfigError
 from tfpg.experience.replay import TransitionBatch
@@ -20,14 +20,14 @@ def test_dqn_export_best_exports_the_best_evaluated_q_network(tmp_path):
     """Was: AttributeError traceback (QPolicy had no get_state) after config.json was written."""
     flags = ["--algo", "dqn", "--total-steps", "1500", "--learning-starts", "200", "--num-envs", "2", "--hidden", "16",
              "--eval-every", "500", "--eval-episodes", "3", "--export-best", "true", "--no-progress", "--run-name", "b"]
-    proc = run_cli(flags, cwd=tmp_path)
+    proc = cli_here(flags, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((tmp_path / "saved_models" / "b" / "tfpg_metadata.json").read_text())
     summary = json.loads((tmp_path / "runs" / "b" / "summary.json").read_text())
     assert meta["exported_from"]["eval_reward"] >= summary["eval_reward"]
     # the export scores its recorded evaluation on the same start states
-    proc = run_cli([str(tmp_path / "saved_models" / "b"), "--episodes", "3", "--json"], cwd=tmp_path,
-                   module="tfpg.evaluate")
+    proc = cli_here([str(tmp_path / "saved_models" / "b"), "--episodes", "3", "--json"], cwd=tmp_path,
+                    module="tfpg.evaluate")
     assert json.loads(proc.stdout.splitlines()[-1])["mean"] == pytest.approx(meta["exported_from"]["eval_reward"])
 
 
@@ -88,7 +88,8 @@ def test_a_vector_env_that_does_not_declare_its_autoreset_mode_is_refused():
 
 def test_bad_input_creates_no_config_json(tmp_path):
     """A refused option must leave no run folder behind (the --export-best crash had written config.json)."""
-    proc = run_cli(["--algo", "dqn", "--export-best", "true", "--eval-every", "0", "--stop-on", "train"], cwd=tmp_path)
+    proc = cli_here(["--algo", "dqn", "--export-best", "true", "--eval-every", "0", "--stop-on", "train"],
+                    cwd=tmp_path)
     assert proc.returncode == 2 and os.listdir(tmp_path) == []
 
 
@@ -111,8 +112,8 @@ def test_the_entry_points_start_quietly(tmp_path):
 def test_hparams_are_real_hyperparameters_with_outcome_metrics(tmp_path):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    proc = run_cli(["--total-steps", "300", "--num-envs", "2", "--no-progress", "--no-export", "--run-name", "h"],
-                   cwd=tmp_path)
+    proc = cli_here(["--total-steps", "300", "--num-envs", "2", "--no-progress", "--no-export", "--run-name", "h"],
+                    cwd=tmp_path)
     assert proc.returncode == 0
     experiment, session = None, None
     for name in [f for f in os.listdir(tmp_path / "runs" / "h") if ".tfevents." in f]:

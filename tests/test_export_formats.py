@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli, run_tensorflow_only
+from conftest import ROOT, cli_here, run_tensorflow_only
 from policy_kinds import KINDS, export_all
 
 from tfpg.core.errors import ConfigError
@@ -140,11 +140,11 @@ def one_line_refusal(proc, *phrases):
 
 def test_refuses_what_is_not_a_tfpg_export(tmp_path):
     (tmp_path / "empty").mkdir()
-    one_line_refusal(run_cli([str(tmp_path / "empty"), "--format", "onnx"], cwd=tmp_path,
+    one_line_refusal(cli_here([str(tmp_path / "empty"), "--format", "onnx"], cwd=tmp_path,
                              module="tfpg.export.formats"), "not a tfpg SavedModel")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "summary.json").write_text(json.dumps({"export_path": None}))
-    one_line_refusal(run_cli([str(tmp_path / "run"), "--format", "litert"], cwd=tmp_path,
+    one_line_refusal(cli_here([str(tmp_path / "run"), "--format", "litert"], cwd=tmp_path,
                              module="tfpg.export.formats"), "was not exported")
 
 
@@ -175,10 +175,10 @@ def test_refuses_to_overwrite_without_the_flag_and_writes_atomically(converted, 
     _, _, job = converted["dqn"]
     saved_model = job["dir"]
     before = os.path.getmtime(job["onnx"])
-    one_line_refusal(run_cli([saved_model, "--format", "onnx"], cwd=tmp_path, module="tfpg.export.formats"),
+    one_line_refusal(cli_here([saved_model, "--format", "onnx"], cwd=tmp_path, module="tfpg.export.formats"),
                      "already exists", "--overwrite")
     assert os.path.getmtime(job["onnx"]) == before
-    proc = run_cli([saved_model, "--format", "onnx", "--overwrite"], cwd=tmp_path, module="tfpg.export.formats")
+    proc = cli_here([saved_model, "--format", "onnx", "--overwrite"], cwd=tmp_path, module="tfpg.export.formats")
     assert proc.returncode == 0, proc.stderr[-2000:]
     leftovers = [n for n in os.listdir(os.path.dirname(job["onnx"])) if ".tmp-" in n]
     assert leftovers == []

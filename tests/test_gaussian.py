@@ -117,12 +117,12 @@ def test_std_ceiling_falls_log_linearly_and_caps_only_what_is_above_it():
 
 
 def test_training_with_a_std_ceiling_exports_sigma_under_it(tmp_path):
-    from conftest import run_cli
+    from conftest import cli_here
 
-    proc = run_cli(["--env", "LunarLanderContinuous-v3", "--total-steps", "4000", "--steps-per-update", "1000",
-                    "--std-ceiling", "0.5", "--std-ceiling-steps", "2000", "--eval-every", "0", "--no-progress",
-                    "--run-name", "cap", "--logdir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "models")],
-                   cwd=tmp_path)
+    proc = cli_here(["--env", "LunarLanderContinuous-v3", "--total-steps", "4000", "--steps-per-update", "1000",
+                     "--std-ceiling", "0.5", "--std-ceiling-steps", "2000", "--eval-every", "0", "--no-progress",
+                     "--run-name", "cap", "--logdir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "models")],
+                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.save(tmp_path / "obs.npy", np.zeros((3, 8), np.float32))
     out = run_tensorflow_only(LOADER, tmp_path / "models" / "cap", tmp_path / "obs.npy", cwd=tmp_path)

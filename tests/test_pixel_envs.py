@@ -5,7 +5,7 @@ import os
 import gymnasium as gym
 import numpy as np
 
-from conftest import run_cli
+from conftest import cli_here
 from tfpg.envs import make as envs_lib
 
 CAR = "CarRacing-v3"
@@ -35,9 +35,9 @@ def test_rgb_frames_become_stacks_of_four_grayscale_84x84_frames_newest_last():
 
 
 def test_ppo_on_car_racing_trains_with_the_cnn_and_exports_for_the_frames(workdir):
-    proc = run_cli(["--algo", "ppo", "--env", CAR, "--num-envs", "2", "--horizon", "16", "--minibatch-size", "16",
-                    "--epochs", "1", "--total-steps", "64", "--hidden", "16", "--eval-every", "0", "--no-progress",
-                    "--run-name", "car"], cwd=workdir, timeout=300)
+    proc = cli_here(["--algo", "ppo", "--env", CAR, "--num-envs", "2", "--horizon", "16", "--minibatch-size", "16",
+                     "--epochs", "1", "--total-steps", "64", "--hidden", "16", "--eval-every", "0", "--no-progress",
+                     "--run-name", "car"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(workdir / "saved_models" / "car" / "tfpg_metadata.json") as f:
         metadata = json.load(f)

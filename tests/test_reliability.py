@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, assert_same_checkpoint, run_cli
+from conftest import ROOT, assert_same_checkpoint, cli_here
 
 from tfpg.training.checks import prepare_paths
 from tfpg.training.trainer import train
@@ -197,7 +197,7 @@ def _all_checkpoints_load(run_dir):
 
 def test_sigkill_at_several_points_then_resume_completes_exactly(tmp_path):
     budget = ["--total-steps", "30000"]
-    ref = run_cli(SMALL_FLAGS + budget + ["--run-name", "ref"], cwd=tmp_path)
+    ref = cli_here(SMALL_FLAGS + budget + ["--run-name", "ref"], cwd=tmp_path)   # the kills need processes; these not
     assert ref.returncode == 0, ref.stdout + ref.stderr
     reference = json.loads((tmp_path / "runs" / "ref" / "summary.json").read_text())
 
@@ -220,7 +220,7 @@ def test_sigkill_at_several_points_then_resume_completes_exactly(tmp_path):
     p.send_signal(signal.SIGKILL)
     p.wait()
     # 4. resumed to the end of the budget
-    done = run_cli(["--resume", "runs/k", "--no-progress"], cwd=tmp_path)
+    done = cli_here(["--resume", "runs/k", "--no-progress"], cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "runs" / "k" / "summary.json").read_text())
     assert summary["env_steps"] == reference["env_steps"]      # exact final step count
@@ -245,8 +245,8 @@ def test_sigint_leaves_a_loadable_export_and_a_resumable_checkpoint(tmp_path):
     assert loaded.greedy(np.zeros((2, 4), np.float32))["action"].shape == (2,)
     summary = json.loads((tmp_path / "runs" / "i" / "summary.json").read_text())
     assert 0 < summary["env_steps"] < 400000
-    resumed = run_cli(["--resume", "runs/i", "--total-steps", str(summary["env_steps"] + 3000), "--no-progress"],
-                      cwd=tmp_path)
+    resumed = cli_here(["--resume", "runs/i", "--total-steps", str(summary["env_steps"] + 3000), "--no-progress"],
+                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((tmp_path / "runs" / "i" / "summary.json").read_text())["env_steps"] > summary["env_steps"]
 

@@ -10,7 +10,7 @@ import json
 import shutil
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli_here
 
 from tfpg.cli.evaluate import evaluate
 
@@ -39,7 +39,7 @@ def test_an_old_run_resumes_exactly_and_its_exports_evaluate(tmp_path, run):
     shutil.copytree(f"{FIXTURE}/run_folders/{run}", tmp_path / "runs" / run)
     shutil.copytree(f"{FIXTURE}/exports/{run}", tmp_path / "saved_models" / run)
     assert _returns(tmp_path, "saved_models/" + run) == old_returns
-    proc = run_cli(["--resume", f"runs/{run}", "--total-steps", str(total), "--no-progress"], tmp_path)
+    proc = cli_here(["--resume", f"runs/{run}", "--total-steps", str(total), "--no-progress"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "runs" / run / "summary.json").read_text())
     assert {k: summary[k] for k in expected} == expected

@@ -1,4 +1,5 @@
-"""SIGINT/SIGTERM turned into a flag: the current update finishes, then the run ends cleanly."""
+"""SIGINT/SIGTERM turned into a flag: the current update finishes, then the run ends cleanly. A second signal
+aborts at once (KeyboardInterrupt): the run may be stuck in a user's env or an evaluation episode that never ends."""
 from __future__ import annotations
 
 import signal
@@ -17,6 +18,8 @@ class StopSignals:
         self._previous: dict = {}
 
     def _on_signal(self, signum, frame) -> None:
+        if self.received is not None:   # the second: stop waiting for the iteration to end
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} received twice")
         self.received = signum
 
     def __enter__(self) -> StopSignals:
