@@ -141,15 +141,18 @@ def test_a_toy_algorithm_trains_checkpoints_resumes_evaluates_and_exports(tmp_pa
     assert meta["algorithm"] == "toy-random" and meta["policy"] == "toy" and meta["eval_reward"] == runs["ref"]["eval_reward"]
 
 
-def test_the_toy_algorithm_gets_the_clis_checks_and_presets(tmp_path):
-    """Its own flag is validated from its declaration; other algorithms' flags are refused; its preset is listed."""
-    bad = _train(["--algo", "toy-random", "--toy-step", "-1"], tmp_path)
-    out, _ = bad.communicate(timeout=120)
-    assert bad.returncode == 2 and out.strip().splitlines()[-1].endswith("--toy-step must be >= 0.0, got -1.0")
-    other = _train(["--algo", "toy-random", "--buffer-size", "10"], tmp_path)
-    out, _ = other.communicate(timeout=120)
-    assert other.returncode == 2 and "--buffer-size does not apply to --algo toy-random" in out
-    listing = _train(["--list-presets"], tmp_path)
-    out, _ = listing.communicate(timeout=120)
-    assert "toy-cartpole" in out and listing.returncode == 0
+def test_the_toy_algorithm_gets_the_clis_checks_and_presets(tmp_path, monkeypatch):
+    """Its own flag is validated from its declaration; other algorithms' flags are refused; its preset is listed.
+    (The command line in this process, the toy registered for this test only.)"""
+    from conftest import cli_here
+
+    from tfpg.algos.registry import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, RandomCounter.name, RandomCounter)
+    bad = cli_here(["--algo", "toy-random", "--toy-step", "-1"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].endswith("--toy-step must be >= 0.0, got -1.0")
+    other = cli_here(["--algo", "toy-random", "--buffer-size", "10"], tmp_path)
+    assert other.returncode == 2 and "--buffer-size does not apply to --algo toy-random" in other.stderr
+    listing = cli_here(["--list-presets"], tmp_path)
+    assert "toy-cartpole" in listing.stdout and listing.returncode == 0
     assert os.listdir(tmp_path) == []

@@ -84,7 +84,7 @@ def test_callbacks_hear_of_each_agent_after_each_iteration(runs):
     expected = [(k, 2, 256 * (i + 1)) for i in range(8) for k in range(2)]
     assert [c[:3] for c in calls.iterations] == expected
     assert all(c[3] for c in calls.iterations)   # the learner's metrics, e.g. entropy or loss_policy
-    assert calls.end == 2048
+    assert calls.end == 2 * 2048   # the run's result counts every agent's steps
 
 
 def test_an_interrupted_and_resumed_run_continues_exactly(runs):

@@ -92,12 +92,16 @@ class TrainingCheckpoint:
         history = list(dict.fromkeys(named_before + checkpoint_files_on_disk(self.directory)))
         previous = [n for n in reversed(history) if n != name and os.path.isfile(os.path.join(self.directory, n + ".index"))]
         kept = (previous + [name])[-self.keep:]
+        logger, level = tf.get_logger(), tf.get_logger().level
+        logger.setLevel("ERROR")   # its deprecation notice (CheckpointManager cannot keep a chosen list of files)
         try:   # TF writes the state file atomically (temp file + rename).
             tf.compat.v1.train.update_checkpoint_state(self.directory, name, all_model_checkpoint_paths=kept)
         except (OSError, tf.errors.OpError) as e:
             if name not in named_before:
                 _remove_checkpoint_files(self.directory, name)
             raise self._save_error(name, e) from e
+        finally:
+            logger.setLevel(level)
         for old in set(previous + checkpoint_files_on_disk(self.directory)) - set(kept):
             _remove_checkpoint_files(self.directory, old)
 
