@@ -135,8 +135,7 @@ class Agent:
         """Every Keras model the algorithm trains, by name (policy, critic, target network, ...)."""
         import keras
 
-        trackables = getattr(self._trainer, "trackables", {})
-        return {name: obj for name, obj in trackables.items() if isinstance(obj, keras.Model)}
+        return {name: obj for name, obj in self._trainer.trackables.items() if isinstance(obj, keras.Model)}
 
     # --- training ------------------------------------------------------------------------------
     def learn(self, steps: int | None = None, callbacks: Sequence = ()) -> Agent:

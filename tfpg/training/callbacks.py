@@ -14,7 +14,6 @@ so run folders from before read the same.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +34,18 @@ class IterationInfo:
     num_agents: int
     env_steps: int              # the agent's env steps so far
     updated: bool               # whether this iteration changed the policy
-    episodes: int
-    reward_100: float           # mean return of the last 100 training episodes (NaN before the first)
+    _stats: Any = field(repr=False, default=None)   # the agent's EpisodeStats, read when asked (a mean of 100)
     _metrics: Callable[[], dict] = field(repr=False, default=dict)
     _cached: dict | None = field(repr=False, default=None)
+
+    @property
+    def episodes(self) -> int:
+        return self._stats.episodes
+
+    @property
+    def reward_100(self) -> float:
+        """Mean return of the last 100 training episodes (NaN before the first)."""
+        return self._stats.reward_100
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -144,7 +151,7 @@ def builtin_callbacks(config: Any) -> tuple[list[Callback], list[Callback]]:
         before.append(EvaluateEvery())
     if config.export_best:
         before.append(ExportBest())
-    if config.stop_reward is not None and not (isinstance(config.stop_reward, float) and math.isnan(config.stop_reward)):
+    if config.stop_reward is not None:
         before.append(StopAtReward())
     after: list[Callback] = [CheckpointEvery(config.checkpoint_every)] if config.checkpoint_every else []
     return before, after

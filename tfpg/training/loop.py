@@ -178,9 +178,10 @@ class TrainingLoop:
 
     def after_iteration_callbacks(self, k: int, info_fields: dict, metrics: Callable[[], dict]) -> None:
         """Agent k's on_iteration of every callback (built-in and the user's); a False stops the run."""
-        agent = self.agents[k]
-        info = IterationInfo(agent=k, num_agents=len(self.agents), episodes=agent.stats.episodes,
-                             reward_100=agent.stats.reward_100, _metrics=metrics, **info_fields)
+        if not self.callbacks:   # DQN iterates every vector step: nothing to build when no one listens
+            return
+        info = IterationInfo(agent=k, num_agents=len(self.agents), _stats=self.agents[k].stats, _metrics=metrics,
+                             **info_fields)
         for callback in self.callbacks:
             if callback.on_iteration(info) is False:
                 self.request_stop()
@@ -202,24 +203,20 @@ class TrainingLoop:
             p.nonfinite_in_a_row = 0 if ok else p.nonfinite_in_a_row + 1
             p.nonfinite_updates += not ok
             if p.nonfinite_in_a_row >= self.config.max_nonfinite:
+                last = self.checkpoint.latest()
+                where = f"; the last good checkpoint is {last}" if last else ""
                 raise TrainingError(f"{p.nonfinite_in_a_row} updates in a row had a non-finite loss or gradient "
-                                    f"at env step {self.env_steps}{self.last_checkpoint_words()}; lower --lr or set "
-                                    "--grad-clip")
-
-    def last_checkpoint_words(self) -> str:
-        """'; the last good checkpoint is PATH' (empty without one), for a message that ends a run."""
-        last = self.checkpoint.latest()
-        return f"; the last good checkpoint is {last}" if last else ""
+                                    f"at env step {self.env_steps}{where}; lower --lr or set --grad-clip")
 
     # --- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, run_dir: str | None = None) -> str:
         """A checkpoint in this run's folder, or in another run folder `run_dir` (config.json written there)."""
-        checkpoint = self.checkpoint
+        checkpoint, arrays = self.checkpoint, self._checkpoint_arrays()
         if run_dir is not None and os.path.abspath(run_dir) != os.path.abspath(self.run_dir):
             os.makedirs(run_dir, exist_ok=True)
             write_json_atomically(os.path.join(run_dir, "config.json"), self.config.to_dict())
-            checkpoint = TrainingCheckpoint(run_dir, self.trackables, self._checkpoint_arrays())
-        return checkpoint.save(self.env_steps, self._checkpoint_arrays())
+            checkpoint = TrainingCheckpoint(run_dir, self.trackables, arrays)
+        return checkpoint.save(self.env_steps, arrays)
 
     def _checkpointed_here(self) -> bool:
         """Whether the latest checkpoint is at this env step (a signal came right after a checkpoint, or a
@@ -248,27 +245,29 @@ class TrainingLoop:
         seconds = self.train_seconds if seconds is None else seconds
         results = []
         for agent in self.agents:
-            state = agent.evaluator.state
-            result = RunResult(agent.run_dir, agent.export_path, steps, agent.stats.episodes, agent.stats.reward_100,
-                               self.solved(agent), seconds, self.signals.received, state.eval_reward,
-                               state.eval_env_steps, state.eval_seconds, state.evaluations)
+            result = self._agent_result(agent, steps, seconds)
             self._write_summary(agent.run_dir, result, **self._summary_fields(agent))
             results.append(result)
         return self._overall(results, seconds)
 
-    def finish(self, export: bool = True) -> RunResult:
+    def _agent_result(self, agent: Agent, steps: int, seconds: float) -> RunResult:
+        state = agent.evaluator.state
+        return RunResult(agent.run_dir, agent.export_path, steps, agent.stats.episodes, agent.stats.reward_100,
+                         self.solved(agent), seconds, self.signals.received, state.eval_reward, state.eval_env_steps,
+                         state.eval_seconds, state.evaluations)
+
+    def finish(self) -> RunResult:
         """The end of a run (tfpg.train, the CLI): unless interrupted, a last evaluation of each agent when
         evaluation is on and the last one did not see this policy (not in train_seconds); each agent's export
-        (`export`: to its export path, if the run has one) and summary.json."""
+        (if the run has an export path) and summary.json."""
         steps, seconds = self.env_steps, self.train_seconds
         interrupted = self.signals.received is not None
         for k, agent in enumerate(self.agents):
             if not interrupted and self.config.eval_every and agent.evaluator.state.eval_env_steps != steps:
                 self.evaluate_agent(k)
-        if export:
-            for k, agent in enumerate(self.agents):
-                if agent.export_path:
-                    self.export_agent(k, agent.export_path)
+        for k, agent in enumerate(self.agents):
+            if agent.export_path:
+                self.export_agent(k, agent.export_path)
         return self._results(steps, seconds)
 
     def run(self, callbacks: Sequence[Callback] = ()) -> RunResult:
@@ -290,17 +289,11 @@ class TrainingLoop:
 
     def export_agent(self, k: int, path: str) -> None:
         """Agent k's SavedModel at `path` (replaced if there); SaveError with how to resume if the write fails."""
-        result = self._results_for_export(k)
+        result = self._agent_result(self.agents[k], self.env_steps, self.train_seconds)
         try:
             self._export(k, self.agents[k], result, path)
         except SaveError as e:
             raise SaveError(f"{e}; {self._resume_advice()}") from e
-
-    def _results_for_export(self, k: int) -> RunResult:
-        agent, state = self.agents[k], self.agents[k].evaluator.state
-        return RunResult(agent.run_dir, agent.export_path, self.env_steps, agent.stats.episodes, agent.stats.reward_100,
-                         self.solved(agent), self.train_seconds, self.signals.received, state.eval_reward,
-                         state.eval_env_steps, state.eval_seconds, state.evaluations)
 
     def _write_summary(self, folder: str, result: RunResult, **fields) -> None:
         p = self.progress
